@@ -1,0 +1,242 @@
+"""Architectures as validated configs: one :class:`ArchConfig` describes a whole network.
+
+Configs round-trip through YAML without loss. Every error names the field and the
+allowed values; :func:`load_config` adds the file name.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from . import registry
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+class BlockSpec(BaseModel):
+    """A registered block by name, plus its searchable parameters (``{name: axial, bias: false}``
+    or just ``axial``)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class NeuronSpec(BaseModel):
+    """A registered neuron kind plus its parameters (``{kind: lif, tau: 2.0}``)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str = "lif"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _known(self) -> "NeuronSpec":
+        try:
+            registry.get("neuron", self.kind).check(**self.params)
+            registry.create("neuron", self.kind, **self.params)  # value checks (tau > 1 ...)
+        except (KeyError, ValueError) as err:
+            raise ValueError(str(err).strip('"')) from None
+        return self
+
+
+class Skips(BaseModel):
+    """Skip connections of seed 002 (Fig. 3), each a switch. Reference wiring: PT+PC+TC."""
+
+    model_config = ConfigDict(extra="forbid")
+    PT: bool = True  # patch encoding -> token LIF input
+    PC: bool = True  # patch encoding -> channel LIF input
+    TC: bool = True  # token output -> channel LIF input
+    CT: bool = False  # channel output -> next block's token LIF input
+
+
+class StageConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dim: int = Field(ge=1)
+    depth: int = Field(ge=1)
+    encoder: BlockSpec
+    token: BlockSpec = BlockSpec(name="axial")
+    channel: BlockSpec = BlockSpec(name="mlp")
+    skips: Skips = Skips()
+    neuron: NeuronSpec | None = None  # overrides the architecture's neuron in this stage
+
+
+class ArchConfig(BaseModel):
+    """A whole network: input, classes, time steps, neurons, and its stages."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "custom"
+    family: Literal["spiking_mlp", "snn_mlp"] = "spiking_mlp"
+    image_size: int = Field(32, ge=1)
+    in_channels: int = Field(3, ge=1)
+    num_classes: int = Field(10, ge=1)
+    T: int = Field(4, ge=1)
+    neuron: NeuronSpec = NeuronSpec()
+    stages: list[StageConfig] = Field(min_length=1)
+    head: BlockSpec = BlockSpec(name="spiking")
+    drop_path: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stages_list(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            raise ValueError("must be a list of stages")
+        return v
+
+    @model_validator(mode="after")
+    def _blocks_fit(self) -> "ArchConfig":
+        for i, st, grid, in_dim in self.walk():
+            for kind in ("encoder", "token", "channel"):
+                spec: BlockSpec = getattr(st, kind)
+                where = f"stages.{i}.{kind}"
+                try:
+                    entry = registry.get(kind, spec.name)
+                    ctx = {"dim": st.dim, "grid": grid}
+                    if kind == "encoder":
+                        ctx.update(in_dim=in_dim, stem=i == 0)
+                    entry.check(**ctx, **spec.params)
+                except KeyError as err:
+                    raise ValueError(f"{where}.name: {str(err).strip(chr(34))}") from None
+                except ValueError as err:
+                    raise ValueError(_locate(str(err), f"stages.{i}", kind)) from None
+        try:
+            registry.get("head", self.head.name).check(**self.head.params)
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"head: {str(err).strip(chr(34))}") from None
+        return self
+
+    def walk(self):
+        """Yield ``(index, stage, output grid, input dim)`` for every stage; checks that
+        each encoder's stride divides the grid it receives."""
+        grid, in_dim = self.image_size, self.in_channels
+        for i, st in enumerate(self.stages):
+            try:
+                stride = registry.get("encoder", st.encoder.name).factory.stride(**st.encoder.params)
+            except KeyError as err:
+                raise ValueError(f"stages.{i}.encoder.name: {str(err).strip(chr(34))}") from None
+            if grid % stride:
+                raise ValueError(
+                    f"stages.{i}.encoder: a grid of {grid} does not divide by its stride "
+                    f"{stride} (image_size {self.image_size}); allowed: image sizes divisible "
+                    f"by {self._total_stride()}")
+            grid //= stride
+            yield i, st, grid, in_dim
+            in_dim = st.dim
+
+    def _total_stride(self) -> int:
+        total = 1
+        for st in self.stages:
+            try:
+                total *= registry.get("encoder", st.encoder.name).factory.stride(**st.encoder.params)
+            except KeyError:
+                pass
+        return total
+
+    def grids(self) -> list[int]:
+        return [g for _, _, g, _ in self.walk()]
+
+
+def _locate(msg: str, stage: str, kind: str) -> str:
+    """Prefix a block's message with its place: ``stages.1.dim: ...`` for the stage's own
+    fields, ``stages.1.encoder.edge_12: ...`` for a block parameter."""
+    field = msg.split(":", 1)[0]
+    if field == "dim":
+        return f"{stage}.{msg}"
+    if field.isidentifier():
+        return f"{stage}.{kind}.{msg}"
+    return f"{stage}.{kind}: {msg}"
+
+
+class ConfigError(ValueError):
+    """A config that does not validate; ``str()`` is one readable message per problem."""
+
+
+def format_errors(err: ValidationError, source: str | None = None) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+            allowed = _allowed_fields(e["loc"])
+            if allowed:
+                msg += f"; allowed: {', '.join(allowed)}"
+        text = f"{loc}: {msg}" if loc else msg
+        lines.append(f"{source}: {text}" if source else text)
+    return "\n".join(lines)
+
+
+def _allowed_fields(loc: tuple) -> list[str]:
+    model: Any = ArchConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        ann = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if ann is None:
+            return []
+        sub = {"stages": StageConfig, "skips": Skips}.get(part)
+        if sub is None:
+            return []
+        model = sub
+    return list(model.model_fields)
+
+
+def load_config(x: "str | Path | ArchConfig | dict", **overrides: Any) -> ArchConfig:
+    """An :class:`ArchConfig` from a preset name, a YAML path, a dict or a config."""
+    source = None
+    if isinstance(x, ArchConfig):
+        data = x.model_dump(mode="json")
+    elif isinstance(x, dict):
+        data = dict(x)
+    else:
+        path = Path(x)
+        if not path.suffix and not path.exists():
+            path = PRESET_DIR / f"{x}.yaml"
+            if not path.exists():
+                raise ConfigError(f"unknown architecture {str(x)!r}; presets: {', '.join(presets())}"
+                                  " (or give a path to an architecture YAML)")
+        elif not path.exists():
+            raise ConfigError(f"{path}: no such architecture file")
+        source = str(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: an architecture file must be a mapping of fields")
+    data.update(overrides)
+    try:
+        return ArchConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_errors(err, source)) from None
+
+
+def dump_config(cfg: ArchConfig, path: "str | Path | None" = None) -> str:
+    """The config as YAML text; also written to ``path`` if given."""
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    return text
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))

@@ -1,0 +1,71 @@
+"""The state contract of every spiking neuron in this project.
+
+A neuron is a *multi-step, stateless* module:
+
+* input: membrane input currents, time-major ``(T, ...)`` (any trailing shape);
+* output: spikes of the same shape and dtype, every value exactly 0 or 1;
+* state: the membrane potential lives only inside one ``forward`` call. It starts at
+  ``v_reset`` (0 for soft reset) at t = 0, so no ``reset_net`` is ever needed between
+  batches and a module can be called on differently shaped inputs.
+
+Dynamics (``h`` before firing, ``v`` after reset, ``k`` the leak):
+``h_t = v_{t-1} + k (x_t - (v_{t-1} - v_reset))``  (decay_input)
+``h_t = v_{t-1} - k (v_{t-1} - v_reset) + x_t``    (not decay_input; IF is k = 0)
+``s_t = H(h_t - V_th)``; hard reset ``v_t = h_t (1 - s_t) + v_reset s_t``;
+soft reset (v_reset None) ``v_t = h_t - V_th s_t``.
+
+Backends compute exactly this; :func:`blocks.neurons.lif.reference_multistep` is the
+reference that every other backend is tested against.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .surrogate import DEFAULT_ALPHA, SURROGATES
+
+BACKENDS = ("torch", "spikingjelly", "cupy")
+
+
+class SpikingNeuron(nn.Module):
+    """Base class: validated common parameters and the backend dispatch."""
+
+    def __init__(
+        self,
+        *,
+        v_threshold: float = 1.0,
+        v_reset: float | None = 0.0,
+        detach_reset: bool = True,
+        surrogate: str = "sigmoid",
+        alpha: float | None = None,
+        backend: str = "torch",
+    ) -> None:
+        super().__init__()
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate: unknown {surrogate!r}; allowed: {', '.join(SURROGATES)}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
+        self.v_threshold = float(v_threshold)
+        self.v_reset = None if v_reset is None else float(v_reset)
+        self.detach_reset = bool(detach_reset)
+        self.surrogate = surrogate
+        self.alpha = DEFAULT_ALPHA[surrogate] if alpha is None else float(alpha)
+        self.backend = backend
+
+    def leak(self) -> torch.Tensor | float:
+        """The leak ``k`` of the charge equation (0 for IF)."""
+        raise NotImplementedError
+
+    decay_input: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from . import backends
+
+        return backends.run(self, x)
+
+    def extra_repr(self) -> str:
+        reset = "soft" if self.v_reset is None else f"hard to {self.v_reset}"
+        return (
+            f"v_threshold={self.v_threshold}, reset={reset}, surrogate={self.surrogate}"
+            f"(alpha={self.alpha}), backend={self.backend}"
+        )

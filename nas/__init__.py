@@ -1,0 +1,1 @@
+"""Architecture search, training and data for spiking MLP networks."""
