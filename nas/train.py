@@ -1,0 +1,423 @@
+"""Train one architecture on one data set: ``train(arch, data_cfg, train_cfg)`` or the CLI.
+
+    python -m nas.train --arch tiny --data npz --data-root ../shared/data/cifar10-sample.npz \\
+        --epochs 5 --T 2 --lr 0.1
+
+The recipe (DESIGN.md): SGD lr 0.1, momentum 0.9, cosine to 0, weight decay 5e-4 (none on
+BatchNorm, biases and scalars), cross-entropy on the time-averaged logits, AMP on CUDA.
+Parameters marked ``p._own_optimizer = {...}`` (SNN-MLP's learnable LIF scalars) get
+their own AdamW with those settings; the cosine schedule scales every optimizer's lr.
+Checkpoints (``last.pt`` every epoch, ``best.pt`` by validation accuracy) go to
+``checkpoint_dir``; a run whose ``checkpoint_dir`` holds a ``last.pt`` resumes from it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from contextlib import nullcontext
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .data import SOURCES, Data, DataConfig, DataError, load_data
+
+__all__ = ["TrainConfig", "TrainingDiverged", "evaluate", "load_checkpoint", "main", "train"]
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    warmup_epochs: float = Field(0.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    amp: bool | None = None  # None: on for CUDA only
+    amp_dtype: Literal["float16", "bfloat16"] = "float16"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    grad_clip: float | None = Field(None, gt=0)
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, step: int, loss: float, lr: float):
+        self.epoch, self.step, self.loss = epoch, step, loss
+        super().__init__(f"training diverged: loss {loss} at epoch {epoch}, step {step} (lr {lr:.4g});"
+                         " lower --lr or set grad_clip")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("cuda requested but no CUDA device is available; allowed here: auto, cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def make_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """The main optimizer (decay on weight matrices only) plus one AdamW per distinct
+    ``_own_optimizer`` setting found on parameters."""
+    decay, no_decay, own = [], [], {}
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        if hasattr(p, "_own_optimizer"):
+            own.setdefault(tuple(sorted(p._own_optimizer.items())), []).append(p)
+        elif p.ndim <= 1 or p.numel() == 1:  # BatchNorm, biases, scalars
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
+                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    if cfg.optimizer == "sgd":
+        main = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=False)
+    else:
+        main = torch.optim.AdamW(groups, lr=cfg.lr)
+    return [main] + [torch.optim.AdamW(params, **dict(key)) for key, params in own.items()]
+
+
+def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def _autocast(device: torch.device, cfg: TrainConfig):
+    enabled = cfg.amp if cfg.amp is not None else device.type == "cuda"
+    if not enabled:
+        return nullcontext, False
+    dtype = getattr(torch, cfg.amp_dtype) if device.type == "cuda" else torch.bfloat16
+    return (lambda: torch.autocast(device.type, dtype=dtype)), dtype == torch.float16
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, device: torch.device, autocast=nullcontext) -> dict[str, float]:
+    """Mean cross-entropy and accuracy of ``model`` over ``loader`` (eval mode)."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    count = 0
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast():
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+        count += len(y)
+    return {"loss": loss_sum.item() / max(count, 1), "acc": correct.item() / max(count, 1)}
+
+
+def _progress_bar(enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console,
+                    transient=True, disable=not (enabled and console.is_terminal))
+
+
+def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict, *,
+          on_epoch: Callable[[int, dict], bool | None] | None = None,
+          checkpoint_dir: str | Path | None = None, progress: bool = True,
+          distributed: bool = False,
+          on_model: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
+    """Train ``arch`` (a preset name, YAML path, dict or ``blocks.ArchConfig``) on the data
+    of ``data_cfg``. ``on_epoch(epoch, metrics)`` runs after every epoch; returning True
+    stops training. Returns accuracies, timings, the parameter count and the history.
+    ``distributed``: inside an initialised process group (Ray Train), train data parallel
+    on this worker's share of the data; rank 0 writes the checkpoints. ``on_model(model)``
+    sees the model as built for the data (its ``config`` is what is trained)."""
+    import blocks
+
+    start = time.perf_counter()
+    data_cfg, train_cfg = DataConfig.model_validate(data_cfg), TrainConfig.model_validate(train_cfg)
+    device = resolve_device(train_cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    data: Data = load_data(data_cfg, device)
+    seed_everything(train_cfg.seed)
+    model = blocks.build(arch, num_classes=data.num_classes, in_channels=data.in_channels,
+                         image_size=data.image_size).to(device)
+    arch_dict = model.config.model_dump(mode="json")
+    if on_model is not None:
+        on_model(model)
+    params = sum(p.numel() for p in model.parameters())
+    rank, net = 0, model
+    if distributed and torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        if not hasattr(data.train, "shard"):
+            raise DataError(f"data {data_cfg.name!r}: distributed training needs an in-memory data set")
+        data.train.shard(rank, world)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizers = make_optimizers(model, train_cfg)
+    steps = len(data.train) if train_cfg.max_steps_per_epoch is None else min(
+        len(data.train), train_cfg.max_steps_per_epoch)
+    factor = cosine_with_warmup(train_cfg.epochs * steps, round(train_cfg.warmup_epochs * steps))
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in optimizers]
+    autocast, use_scaler = _autocast(device, train_cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+
+    history: list[dict] = []
+    best_val, first_epoch, prior_seconds = -1.0, 0, 0.0
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt_dir is not None and (ckpt_dir / "last.pt").is_file():
+        state = read_checkpoint(ckpt_dir / "last.pt", device)
+        if state["arch"] != arch_dict:
+            raise ValueError(f"{ckpt_dir / 'last.pt'} holds another architecture "
+                             f"({state['arch'].get('name')!r}); use a fresh checkpoint directory")
+        model.load_state_dict(state["model"])
+        for obj, saved in zip(optimizers + schedulers, state["optimizers"] + state["schedulers"]):
+            obj.load_state_dict(saved)
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu())
+        history, best_val = list(state["history"]), state["best_val_acc"]
+        first_epoch, prior_seconds = state["epoch"], state.get("wall_seconds", 0.0)
+    if ckpt_dir is not None:
+        blocks.dump_config(model.config, ckpt_dir / "arch.yaml")
+
+    def log(msg: str) -> None:
+        if progress:
+            print(msg, file=sys.stderr, flush=True)
+
+    log(f"training {arch_dict.get('name')} ({params:,} params) on {data_cfg.name} {data.sizes} "
+        f"for {train_cfg.epochs} epochs on {device}" + (f"; checkpoints in {ckpt_dir}" if ckpt_dir else "")
+        + (f"; resuming after epoch {first_epoch}" if first_epoch else ""))
+    check_every = 1 if device.type == "cpu" else 50  # a finiteness check syncs the GPU
+    stopped_early = False
+    val_metrics: dict[str, float] | None = None
+    for epoch in range(first_epoch, train_cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        data.train.set_epoch(epoch)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        with _progress_bar(progress) as bar:
+            task = bar.add_task(f"epoch {epoch + 1}/{train_cfg.epochs}", total=steps, info="")
+            for step, (x, y) in enumerate(data.train):
+                if step >= steps:
+                    break
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with autocast():
+                    logits = net(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=train_cfg.label_smoothing)
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if train_cfg.grad_clip is not None:
+                    for opt in optimizers:
+                        scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+                for opt in optimizers:
+                    scaler.step(opt)
+                scaler.update()
+                for sched in schedulers:
+                    sched.step()
+                n = len(x)
+                loss_sum += loss.detach() * n
+                labels = y if y.ndim == 1 else y.argmax(1)
+                correct += (logits.detach().argmax(1) == labels).sum()
+                seen += n
+                if (step + 1) % check_every == 0 or step + 1 == steps:
+                    if not torch.isfinite(loss_sum):
+                        raise TrainingDiverged(epoch + 1, step + 1, loss.item(), schedulers[0].get_last_lr()[0])
+                    bar.update(task, completed=step + 1, info=f"loss {loss_sum.item() / seen:.3f}")
+        train_seconds = time.perf_counter() - t0
+        val_metrics = evaluate(model, data.val, device, autocast) if data.val is not None else None
+        metrics = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum.item() / max(seen, 1),
+            "train_acc": correct.item() / max(seen, 1),
+            "val_loss": val_metrics["loss"] if val_metrics else None,
+            "val_acc": val_metrics["acc"] if val_metrics else None,
+            "lr": optimizers[0].param_groups[0]["lr"],
+            "epoch_seconds": time.perf_counter() - t0,
+            "images_per_second": seen / max(train_seconds, 1e-9),
+            "params": params,
+        }
+        history.append(metrics)
+        score = metrics["val_acc"] if metrics["val_acc"] is not None else metrics["train_acc"]
+        improved = score > best_val
+        best_val = max(best_val, score)
+        val_text = f"val {metrics['val_acc']:.4f}" if metrics["val_acc"] is not None else "no val"
+        log(f"epoch {epoch + 1}/{train_cfg.epochs}  loss {metrics['train_loss']:.4f}  "
+            f"train {metrics['train_acc']:.4f}  {val_text}  lr {metrics['lr']:.4g}  "
+            f"{metrics['epoch_seconds']:.1f}s  {metrics['images_per_second']:.0f} img/s")
+        if ckpt_dir is not None and rank == 0:
+            common = {"model": model.state_dict(), "arch": arch_dict, "epoch": epoch + 1,
+                      "data": data_cfg.model_dump(mode="json"), "train": train_cfg.model_dump(mode="json"),
+                      "history": history, "best_val_acc": best_val, "params": params,
+                      "wall_seconds": prior_seconds + time.perf_counter() - start,
+                      "meta": {"num_classes": data.num_classes, "in_channels": data.in_channels,
+                               "image_size": data.image_size, "classes": data.classes,
+                               "mean": list(data.mean), "std": list(data.std)}}
+            if improved:
+                save_checkpoint(ckpt_dir / "best.pt", common)
+            rng = {"torch": torch.get_rng_state(),
+                   "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
+            save_checkpoint(ckpt_dir / "last.pt", {
+                **common, "optimizers": [o.state_dict() for o in optimizers],
+                "schedulers": [s.state_dict() for s in schedulers], "scaler": scaler.state_dict(), "rng": rng})
+        if on_epoch is not None and on_epoch(epoch + 1, dict(metrics)):
+            stopped_early = True
+            break
+
+    if val_metrics is None and data.val is not None:  # nothing trained in this call (finished run)
+        val_metrics = evaluate(model, data.val, device, autocast)
+    test = evaluate(model, data.test, device, autocast) if data.test is not None else None
+    last = history[-1] if history else {}
+    result = {
+        "arch": arch_dict.get("name"), "data": data_cfg.name,
+        "train_acc": last.get("train_acc"),
+        "val_acc": val_metrics["acc"] if val_metrics else None,
+        "best_val_acc": best_val if data.val is not None and history else None,
+        "test_acc": test["acc"] if test else None,
+        "epochs": len(history), "stopped_early": stopped_early,
+        "wall_seconds": prior_seconds + time.perf_counter() - start,
+        "params": params, "checkpoint_dir": str(ckpt_dir) if ckpt_dir else None,
+        "history": history,
+    }
+    if progress:
+        print(json.dumps({k: v for k, v in result.items() if k != "history"}), flush=True)
+    return result
+
+
+# --------------------------------------------------------------------------------- CLI
+
+
+class _UsageError(Exception):
+    def __init__(self, flag: str, message: str):
+        super().__init__(f"{flag}: {message}" if flag else message)
+
+
+def _flag(field: str) -> str:
+    return "--" + {"T": "T", "name": "data", "root": "data-root"}.get(field, field.replace("_", "-"))
+
+
+def _validation_message(err: ValidationError) -> str:
+    return "; ".join(f"{_flag(str(e['loc'][0]))}: {e['msg']}" if e["loc"] else e["msg"] for e in err.errors())
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nas.train", description="Train one spiking MLP architecture.")
+    arch = p.add_mutually_exclusive_group(required=True)
+    arch.add_argument("--arch", help="a preset name (see blocks.presets())")
+    arch.add_argument("--arch-config", help="an architecture YAML file")
+    p.add_argument("--data", required=True, choices=SOURCES)
+    p.add_argument("--data-root", help="data directory or .npz file")
+    p.add_argument("--download", action="store_true", help="download CIFAR (needs internet)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--warmup-epochs", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--grad-clip", type=float)
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="default: on for CUDA")
+    p.add_argument("--T", type=int, help="time steps (overrides the architecture's T)")
+    p.add_argument("--image-size", type=int, help="resize images to this size (default: native)")
+    p.add_argument("--subset", type=int, help="use only the first N training images")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--augment", choices=("none", "simple", "strong"), default="simple")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--max-steps-per-epoch", type=int)
+    p.add_argument("--out", help="checkpoint directory (default runs/train/<arch>-<data>-<time>); "
+                                 "an existing last.pt there is resumed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    return p
+
+
+def _configs(args: argparse.Namespace):
+    import blocks
+
+    flag, source = ("--arch", args.arch) if args.arch is not None else ("--arch-config", args.arch_config)
+    if args.arch_config is not None and not Path(args.arch_config).is_file():
+        raise _UsageError(flag, f"no such file: {args.arch_config}")
+    if args.T is not None and args.T < 1:
+        raise _UsageError("--T", f"must be >= 1, got {args.T}")
+    try:
+        arch = blocks.load_config(source, **({} if args.T is None else {"T": args.T}))
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        raise _UsageError(flag, str(err).strip("'\"")) from None
+    if args.data in ("npz", "imagefolder", "imagenet"):
+        if args.data_root is None:
+            raise _UsageError("--data-root", f"required with --data {args.data}")
+        if not Path(args.data_root).expanduser().exists():
+            raise _UsageError("--data-root", f"not found: {args.data_root}")
+    try:
+        data = DataConfig(name=args.data, root=args.data_root, download=args.download,
+                          image_size=args.image_size, subset=args.subset, val_fraction=args.val_fraction,
+                          seed=args.seed, augment=args.augment, batch_size=args.batch_size,
+                          num_workers=args.num_workers)
+        cfg = TrainConfig(epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
+                          weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
+                          label_smoothing=args.label_smoothing, grad_clip=args.grad_clip, amp=args.amp,
+                          seed=args.seed, device=args.device, max_steps_per_epoch=args.max_steps_per_epoch)
+    except ValidationError as err:
+        raise _UsageError("", _validation_message(err)) from None
+    try:
+        resolve_device(cfg.device)
+    except ValueError as err:
+        raise _UsageError("--device", str(err)) from None
+    return arch, data, cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)  # exits 2 with a usage message on unknown flags/choices
+    prog = "nas.train: error"
+    try:
+        arch, data, cfg = _configs(args)
+    except _UsageError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 2
+    out = args.out or f"runs/train/{arch.name}-{data.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    try:
+        result = train(arch, data, cfg, checkpoint_dir=out, progress=not args.no_progress)
+        if args.no_progress:  # train() prints the final JSON line only with progress on
+            print(json.dumps({k: v for k, v in result.items() if k != "history"}), flush=True)
+    except DataError as err:
+        flag = "--data-root" if isinstance(err, FileNotFoundError) else "--data"
+        print(f"{prog}: {flag}: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; run again with --out {out} to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Training one architecture: results, checkpoints, resume, divergence, the CLI, learning."""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import blocks
+from nas.data import load_data
+from nas.train import (TrainConfig, TrainingDiverged, cosine_with_warmup, evaluate, load_checkpoint,
+                       make_optimizers, train)
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO.parent / "shared" / "data" / "cifar10-sample.npz"
+SYNTH = dict(name="synthetic", batch_size=64, augment="none")
+CPU = dict(device="cpu")
+
+
+def test_one_epoch_returns_results_and_history():
+    seen = []
+    result = train("tiny", SYNTH, dict(epochs=1, **CPU), progress=False,
+                   on_epoch=lambda epoch, m: seen.append((epoch, m)))
+    assert result["epochs"] == 1 and len(result["history"]) == 1 and not result["stopped_early"]
+    h = result["history"][0]
+    assert set(h) == {"epoch", "train_loss", "train_acc", "val_acc", "val_loss", "lr", "epoch_seconds",
+                      "images_per_second", "params"}
+    assert seen == [(1, h)]
+    assert h["epoch"] == 1 and 0.5 < h["train_loss"] < 3.0 and h["images_per_second"] > 0
+    assert h["lr"] == pytest.approx(0.0, abs=1e-9)  # cosine to 0 at the end
+    assert result["val_acc"] == h["val_acc"] == result["best_val_acc"]
+    assert 0.0 <= result["test_acc"] <= 1.0 and result["wall_seconds"] > 0
+    model = blocks.build("tiny", num_classes=4, in_channels=3, image_size=16)
+    assert result["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_learns_synthetic_and_stops_early_on_request():
+    result = train("tiny", SYNTH, dict(epochs=5, **CPU), progress=False,
+                   on_epoch=lambda epoch, m: m["val_acc"] >= 0.95)
+    assert result["stopped_early"] and result["epochs"] < 5
+    assert result["val_acc"] >= 0.95 and result["test_acc"] >= 0.9
+
+
+def test_checkpoint_reload_gives_identical_logits(tmp_path):
+    result = train("tiny", SYNTH, dict(epochs=1, **CPU), checkpoint_dir=tmp_path, progress=False)
+    assert {"last.pt", "best.pt", "arch.yaml"} <= {p.name for p in tmp_path.iterdir()}
+    model, info = load_checkpoint(tmp_path / "last.pt")
+    assert not model.training and info["epoch"] == 1 and info["arch"]["name"] == "tiny"
+    assert info["data"]["name"] == "synthetic" and info["train"]["epochs"] == 1
+    assert "optimizers" not in info and info["history"] == result["history"]
+    data = load_data(SYNTH)
+    again = evaluate(model, data.val, torch.device("cpu"))  # the trained weights and BN statistics
+    assert again["acc"] == result["val_acc"]
+    assert again["loss"] == pytest.approx(result["history"][0]["val_loss"], rel=1e-5)
+    best, _ = load_checkpoint(tmp_path / "best.pt")
+    x, _ = next(iter(data.test))
+    with torch.no_grad():
+        assert torch.equal(model(x), best(x))
+
+
+def test_resume_continues_to_the_same_result(tmp_path):
+    cfg = dict(epochs=3, max_steps_per_epoch=3, **CPU)
+    straight = train("tiny", SYNTH, cfg, checkpoint_dir=tmp_path / "a", progress=False)
+    first = train("tiny", SYNTH, cfg, checkpoint_dir=tmp_path / "b", progress=False,
+                  on_epoch=lambda epoch, m: epoch == 1)  # "interrupted" after epoch 1
+    assert first["epochs"] == 1 and first["stopped_early"]
+    resumed = train("tiny", SYNTH, cfg, checkpoint_dir=tmp_path / "b", progress=False)
+    assert resumed["epochs"] == 3 and [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert resumed["history"][0] == first["history"][0]
+    for key in ("train_acc", "val_acc", "test_acc"):
+        assert resumed[key] == straight[key]
+    assert [h["train_loss"] for h in resumed["history"]] == pytest.approx(
+        [h["train_loss"] for h in straight["history"]], rel=1e-5)
+    done = train("tiny", SYNTH, cfg, checkpoint_dir=tmp_path / "b", progress=False)  # finished: no-op
+    assert done["epochs"] == 3 and done["val_acc"] == resumed["val_acc"]
+    with pytest.raises(ValueError, match="another architecture"):
+        train(blocks.load_config("tiny", T=1), SYNTH, cfg, checkpoint_dir=tmp_path / "b", progress=False)
+
+
+def test_nan_loss_raises_training_diverged(monkeypatch):
+    real_build = blocks.build
+
+    def poisoned_build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        forward, calls = model.forward, []
+
+        def forward_nan_from_third_call(x):
+            calls.append(1)
+            out = forward(x)
+            return out * float("nan") if len(calls) >= 3 else out
+        model.forward = forward_nan_from_third_call
+        return model
+
+    monkeypatch.setattr(blocks, "build", poisoned_build)
+    with pytest.raises(TrainingDiverged, match="epoch 1, step 3") as err:
+        train("tiny", SYNTH, dict(epochs=1, **CPU), progress=False)
+    assert err.value.epoch == 1 and err.value.step == 3
+
+
+def test_huge_learning_rate_diverges():
+    with pytest.raises(TrainingDiverged):
+        train("tiny", SYNTH, dict(epochs=2, lr=1e30, **CPU), progress=False)
+
+
+def test_optimizer_groups():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.bn = nn.Linear(4, 4), nn.BatchNorm1d(4)
+            self.tau = nn.Parameter(torch.tensor(0.25))
+            self.tau._own_optimizer = {"lr": 1e-4, "weight_decay": 0.0}
+            self.gain = nn.Parameter(torch.ones(1, 1))  # one element: no decay
+
+    net = Net()
+    main, own = make_optimizers(net, TrainConfig(weight_decay=5e-4))
+    assert isinstance(main, torch.optim.SGD) and isinstance(own, torch.optim.AdamW)
+    decay, no_decay = main.param_groups
+    assert decay["weight_decay"] == 5e-4 and [p for p in decay["params"]] == [net.fc.weight]
+    assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == 4  # fc.bias, bn x2, gain
+    assert own.param_groups[0]["lr"] == 1e-4 and own.param_groups[0]["params"] == [net.tau]
+    assert len(make_optimizers(net, TrainConfig(optimizer="adamw"))) == 2
+
+
+def test_cosine_schedule_with_warmup():
+    f = cosine_with_warmup(total_steps=110, warmup_steps=10)
+    assert [f(0), f(4), f(9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0)
+    assert cosine_with_warmup(10, 0)(0) == 1.0
+
+
+def _cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "nas.train", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, flag, words", [
+    (["--arch", "no_such_preset", "--data", "digits"], "--arch", ["tiny", "cifar_ablation_c60"]),
+    (["--arch", "tiny", "--data", "mnist"], "--data", ["digits", "imagefolder"]),
+    (["--arch", "tiny", "--data", "npz"], "--data-root", ["required"]),
+    (["--arch", "tiny", "--data", "npz", "--data-root", "/no/such/file.npz"], "--data-root", ["not found"]),
+    (["--arch", "tiny", "--data", "cifar10", "--data-root", "{tmp}"], "--data-root", ["internet", "npz"]),
+    (["--arch", "tiny", "--data", "digits", "--batch-size", "0"], "--batch-size", ["greater than"]),
+])
+def test_cli_bad_input_exits_2_with_one_message(tmp_path, args, flag, words):
+    proc = _cli(*[a.format(tmp=tmp_path) for a in args], "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and flag in proc.stderr
+    for word in words:
+        assert word in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_cli_smoke_run_prints_one_json_line(tmp_path):
+    proc = _cli("--arch", "tiny", "--data", "synthetic", "--epochs", "1", "--max-steps-per-epoch", "2",
+                "--device", "cpu", "--T", "1", "--out", str(tmp_path), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1
+    summary = json.loads(lines[0])
+    assert summary["epochs"] == 1 and summary["arch"] == "tiny" and 0 <= summary["test_acc"] <= 1
+    _, info = load_checkpoint(tmp_path / "last.pt")
+    assert info["arch"]["T"] == 1  # --T overrides the preset's T=2
+
+
+@pytest.mark.skipif(not SAMPLE.is_file(), reason=f"shared CIFAR-10 sample absent: {SAMPLE}")
+def test_tiny_spiking_mlp_learns_cifar10_sample():
+    start = time.perf_counter()
+    result = train(blocks.load_config("tiny", T=1),
+                   dict(name="npz", root=str(SAMPLE), batch_size=64, augment="none"),
+                   dict(epochs=5, lr=0.1, **CPU), progress=False)
+    seconds = time.perf_counter() - start
+    print(f"tiny T=1, 5 epochs on the CIFAR-10 sample: test {result['test_acc']:.3f}, "
+          f"val {result['val_acc']:.3f}, {seconds:.0f} s")
+    assert result["test_acc"] >= 0.25  # chance is 0.10
+    assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
