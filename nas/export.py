@@ -1,0 +1,104 @@
+"""Export the best architectures of a study as YAML files that rebuild them exactly.
+
+    python -m nas.export studies/skip_connections.yaml --top 5 --out DIR
+
+Single objective: the top K points by their mean over repeats (full-budget trials only).
+Several objectives: the Pareto set. Each file is an architecture config for
+``python -m nas.train --arch-config FILE``; ``summary.md`` lists them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import blocks
+
+from .study import StudyConfig, StudyError, add_common_flags, apply_overrides, load_study
+
+
+def load_existing_study(cfg: StudyConfig):
+    """The stored study of ``cfg``; a clear error if it was never run."""
+    import optuna
+
+    from .storage import make_storage
+
+    storage = make_storage(cfg.storage_url)
+    try:
+        return optuna.load_study(study_name=cfg.name, storage=storage)
+    except KeyError:
+        raise StudyError(f"{cfg.source}: no study named {cfg.name!r} in {cfg.storage_url}; "
+                         f"run it first: python -m nas.run {cfg.source}") from None
+
+
+def best_points(study, cfg: StudyConfig, top: int) -> list[dict]:
+    """``[{"rank", "trial", "point", "values", "n", "arch"}]`` best first."""
+    from optuna.trial import TrialState
+
+    from .results import ranking, trials_frame
+
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if "arch" in t.user_attrs]
+    by_point: dict[str, list] = {}
+    for t in complete:
+        by_point.setdefault(json.dumps(t.params, sort_keys=True), []).append(t)
+    if cfg.multi_objective:
+        pareto = {json.dumps(t.params, sort_keys=True) for t in study.best_trials}
+        order = [p for p in by_point if p in pareto]
+    else:
+        ranked = ranking(trials_frame(study, cfg), cfg)
+        order = [p for p in ranked["point"] if p in by_point]
+    out = []
+    for rank, point in enumerate(order[:top], 1):
+        trials = by_point[point]
+        values = [sum(t.values[i] for t in trials) / len(trials) for i in range(len(cfg.objectives))]
+        out.append({"rank": rank, "trial": trials[0].number, "point": json.loads(point),
+                    "values": values, "n": len(trials), "arch": trials[0].user_attrs["arch"]})
+    return out
+
+
+def export(cfg: StudyConfig, top: int, out: Path) -> list[Path]:
+    study = load_existing_study(cfg)
+    best = best_points(study, cfg, top)
+    if not best:
+        raise StudyError(f"{cfg.source}: study {cfg.name!r} has no full-budget (COMPLETE) trial yet")
+    out.mkdir(parents=True, exist_ok=True)
+    names = [o.metric for o in cfg.objectives]
+    lines = [f"# {cfg.name}: {'Pareto set' if cfg.multi_objective else f'top {top}'}", "",
+             "| rank | file | trial | n | " + " | ".join(names) + " | point |",
+             "|---" * (5 + len(names)) + "|"]
+    paths = []
+    for b in best:
+        arch = blocks.load_config(b["arch"])
+        path = out / f"rank{b['rank']:02d}_trial{b['trial']}.yaml"
+        header = (f"# exported from study {cfg.name}, trial {b['trial']} (rank {b['rank']}): "
+                  + ", ".join(f"{n}={v:.4g}" for n, v in zip(names, b["values"])) + "\n")
+        path.write_text(header + blocks.dump_config(arch))
+        paths.append(path)
+        vals = " | ".join(f"{v:.4g}" for v in b["values"])
+        lines.append(f"| {b['rank']} | {path.name} | {b['trial']} | {b['n']} | {vals} | "
+                     f"{', '.join(f'{k}={v}' for k, v in b['point'].items())} |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nas.export", description=__doc__.split("\n")[0])
+    add_common_flags(ap)
+    ap.add_argument("--top", type=int, help="how many (default: the study's export.top)")
+    ap.add_argument("--out", help="output folder (default: runs/<study>/export)")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_study(args.study, apply_overrides(args), smoke=args.smoke_test)
+        out = Path(args.out or cfg.export.out or cfg.run_dir / "export")
+        export(cfg, args.top or cfg.export.top, out)
+    except StudyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Promote a study's winners to a larger budget.
+
+    python -m nas.promote studies/skip_connections.yaml --stage long
+
+Trains the top K architectures of the study under the stage's settings (more epochs, the
+full data set, ImageNet at 224 ...) and records each result in the linked Optuna study
+``<study>-<stage>`` (same storage). Re-running skips what is recorded, and a training run
+that was interrupted resumes from its last checkpoint. ``workers > 1`` trains with
+distributed data parallel through Ray Train's TorchTrainer on the Ray cluster.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import blocks
+
+from .export import best_points, load_existing_study
+from .study import PromotionStage, StudyConfig, StudyError, add_common_flags, apply_overrides, load_study
+
+
+def _merge(model, over: dict):
+    return model.model_validate({**model.model_dump(), **over})
+
+
+def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Path, cfg: StudyConfig) -> dict:
+    """Data-parallel training on ``stage.workers`` Ray Train workers (gloo on CPU, NCCL on GPU)."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from .run import _init_ray
+
+    _init_ray(cfg)
+
+    def loop(config: dict) -> None:
+        import ray.train
+
+        from .train import train
+
+        result = train(config["arch"], config["data"], config["train"], progress=False,
+                       checkpoint_dir=config["ckpt"], distributed=True)
+        ray.train.report({k: v for k, v in result.items()
+                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+    trainer = TorchTrainer(
+        loop,
+        train_loop_config={"arch": arch.model_dump(mode="json"), "data": data_cfg.model_dump(),
+                           "train": train_cfg.model_dump(), "ckpt": str(ckpt)},
+        scaling_config=ScalingConfig(num_workers=stage.workers, use_gpu=stage.use_gpu),
+        run_config=RunConfig(storage_path=str(cfg.run_dir / "ray"),
+                             name=f"promote-{time.strftime('%Y%m%d-%H%M%S')}"),
+    )
+    return dict(trainer.fit().metrics)
+
+
+def promote(cfg: StudyConfig, stage_name: str, top: int | None = None):
+    import optuna
+
+    from .storage import make_storage
+    from .train import train
+
+    if stage_name not in cfg.promotion:
+        allowed = ", ".join(cfg.promotion) or "none defined in the study's promotion section"
+        raise StudyError(f"{cfg.source}: promotion.{stage_name}: no such stage; allowed: {allowed}")
+    stage = cfg.promotion[stage_name]
+    study = load_existing_study(cfg)
+    best = best_points(study, cfg, top or stage.top)
+    if not best:
+        raise StudyError(f"{cfg.source}: study {cfg.name!r} has no full-budget trial to promote")
+    linked = optuna.create_study(study_name=f"{cfg.name}-{stage_name}", load_if_exists=True,
+                                 storage=make_storage(cfg.storage_url), direction="maximize")
+    linked.set_user_attr("promoted_from", cfg.name)
+    done = {(t.user_attrs.get("source_trial"), t.user_attrs.get("repeat"))
+            for t in linked.get_trials(deepcopy=False)}
+    data_cfg = _merge(cfg.data, stage.data)
+    for b in best:
+        arch = blocks.load_config(b["arch"], **stage.arch)
+        for r in range(stage.repeats):
+            if (b["trial"], r) in done:
+                print(f"trial {b['trial']} repeat {r}: already promoted", flush=True)
+                continue
+            train_cfg = _merge(cfg.train, {**stage.train, "epochs": stage.epochs,
+                                           "seed": cfg.train.seed + r})
+            ckpt = cfg.run_dir / "promote" / stage_name / f"trial{b['trial']}-r{r}"
+            print(f"promoting trial {b['trial']} (rank {b['rank']}) repeat {r}: "
+                  f"{stage.epochs} epochs", flush=True)
+            if stage.workers > 1:
+                res = train_distributed(arch, data_cfg, train_cfg, stage, ckpt, cfg)
+            else:
+                res = train(arch, data_cfg, train_cfg, checkpoint_dir=ckpt)
+            attrs = {"source_trial": b["trial"], "repeat": r, "point": b["point"],
+                     "arch": arch.model_dump(mode="json"), "checkpoint": str(ckpt),
+                     **{k: res.get(k) for k in ("val_acc", "best_val_acc", "test_acc",
+                                                "train_acc", "wall_seconds", "params", "epochs")}}
+            linked.add_trial(optuna.trial.create_trial(value=float(res["val_acc"]), user_attrs=attrs))
+    return linked
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nas.promote", description=__doc__.split("\n")[0])
+    add_common_flags(ap)
+    ap.add_argument("--stage", required=True, help="a stage of the study's promotion section")
+    ap.add_argument("--top", type=int, help="how many (default: the stage's top)")
+    ap.add_argument("--data-root", help="data.root of the stage")
+    args = ap.parse_args(argv)
+    try:
+        over = apply_overrides(args)
+        cfg = load_study(args.study, over, smoke=args.smoke_test)
+        if args.data_root and args.stage in cfg.promotion:
+            cfg.promotion[args.stage].data["root"] = args.data_root
+        linked = promote(cfg, args.stage, args.top)
+        for t in linked.get_trials(deepcopy=False):
+            print(f"trial {t.user_attrs.get('source_trial')} repeat {t.user_attrs.get('repeat')}: "
+                  f"val_acc {t.value:.4f} test_acc {t.user_attrs.get('test_acc')}")
+    except StudyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

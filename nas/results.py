@@ -1,0 +1,80 @@
+"""Reading a study back: trials as a table, points ranked over their repeats."""
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from .study import StudyConfig
+
+
+def trials_frame(study: optuna.Study, cfg: StudyConfig) -> pd.DataFrame:
+    """One row per trial: number, state, point, repeat, epochs, objectives, error."""
+    rows = []
+    names = [o.metric for o in cfg.objectives]
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING:
+            continue
+        row = {"number": t.number, "state": t.state.name, "point": json.dumps(t.params, sort_keys=True),
+               "repeat": t.user_attrs.get("repeat", 0), "epochs": t.user_attrs.get("epochs", 0),
+               "params": t.user_attrs.get("params"), "error": t.user_attrs.get("error"),
+               "interrupted": bool(t.user_attrs.get("interrupted"))}
+        values = t.values if t.state == TrialState.COMPLETE else None
+        for i, name in enumerate(names):
+            row[name] = values[i] if values else None
+        if values is None and t.user_attrs.get("curve"):
+            row["last_" + names[0]] = t.user_attrs["curve"][-1]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ranking(df: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
+    """COMPLETE (full-budget) trials grouped by point: mean, std and count per objective,
+    best first by the first objective."""
+    names = [o.metric for o in cfg.objectives]
+    done = df[df["state"] == "COMPLETE"] if len(df) else df
+    if not len(done):
+        return pd.DataFrame(columns=["point", "n"])
+    g = done.groupby("point")
+    out = pd.DataFrame({"n": g.size()})
+    for name in names:
+        out[f"{name}_mean"] = g[name].mean()
+        out[f"{name}_std"] = g[name].std(ddof=1).fillna(0.0) if g.size().max() > 1 else 0.0
+    first = cfg.objectives[0]
+    out = out.sort_values(f"{first.metric}_mean", ascending=first.direction == "minimize")
+    return out.reset_index()
+
+
+def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.DataFrame:
+    from rich.console import Console
+    from rich.table import Table
+
+    df = trials_frame(study, cfg)
+    ranked = ranking(df, cfg)
+    states = df["state"].value_counts().to_dict() if len(df) else {}
+    interrupted = int(df["interrupted"].sum()) if len(df) else 0
+    table = Table(title=f"{cfg.name}: {len(ranked)} points at the full budget "
+                        f"({cfg.fidelity.max_epochs} epochs); trials "
+                        + ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
+                        + (f" (of which {interrupted} interrupted, re-queued)" if interrupted else ""))
+    table.add_column("rank", justify="right")
+    table.add_column("point")
+    table.add_column("n", justify="right")
+    for o in cfg.objectives:
+        table.add_column(f"{o.metric} ({'max' if o.direction == 'maximize' else 'min'})", justify="right")
+    for i, row in ranked.head(limit).iterrows():
+        cells = []
+        for o in cfg.objectives:
+            m, s = row[f"{o.metric}_mean"], row[f"{o.metric}_std"]
+            cells.append(f"{m:.4g}" + (f" ± {s:.2g}" if row["n"] > 1 and not math.isnan(s) else ""))
+        table.add_row(str(i + 1), _short(row["point"]), str(row["n"]), *cells)
+    Console(width=140).print(table)
+    return ranked
+
+
+def _short(point: str) -> str:
+    params = json.loads(point)
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "(base)"

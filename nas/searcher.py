@@ -1,0 +1,153 @@
+"""Ray Tune's ``OptunaSearch``, made honest and resumable for architecture studies.
+
+On top of Ray Tune's Optuna searcher (which samples through a real Optuna storage, so
+every trial lands in the study that optuna-dashboard reads), :class:`StudySearcher`:
+
+* stops asking once the study holds its budget of trials, counted in the storage, so
+  that a re-run, or a second driver on the same study, never exceeds ``trials``;
+* marks every trial with its driver and a heartbeat, so that a later run can tell trials
+  of a killed driver (re-enqueued, see :func:`recover_interrupted`) from live ones;
+* tells Optuna the truth about fidelity: a trial the scheduler stopped before
+  ``max_epochs`` becomes PRUNED with its learning curve, never a COMPLETE trial with a
+  low-budget value; a trial that raised becomes FAIL with its error;
+* stores per trial: the architecture config, parameters, epochs, curve, wall time, repeat.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from .storage import counts_toward_budget, driver_id, is_stale
+from .study import StudyConfig
+
+STALE_AFTER_S = 30 * 60  # a running trial silent this long (no epoch) is taken as dead
+
+
+def worst(direction: str) -> float:
+    return -1e30 if direction == "maximize" else 1e30
+
+
+class StudySearcher(OptunaSearch):
+    def __init__(self, study: StudyConfig, space, storage, sampler, budget: int,
+                 stale_after: float = STALE_AFTER_S) -> None:
+        metrics = [o.metric for o in study.objectives]
+        modes = ["max" if d == "maximize" else "min" for d in study.directions]
+        self._cfg, self._arch_space, self._budget = study, space, budget
+        self._stale_after = stale_after
+        self._driver = driver_id()
+        self._curves: dict[str, list[float]] = {}
+        super().__init__(space=self._define, metric=metrics if len(metrics) > 1 else metrics[0],
+                         mode=modes if len(modes) > 1 else modes[0], sampler=sampler,
+                         study_name=study.name, storage=storage)
+
+    def _define(self, trial) -> None:
+        self._arch_space.define_by_run(trial)
+
+    @property
+    def study(self) -> optuna.Study:
+        return self._ot_study
+
+    def _budget_reached(self) -> bool:
+        trials = self._ot_study.get_trials(deepcopy=False)
+        return sum(counts_toward_budget(t, self._stale_after) for t in trials) >= self._budget
+
+    def suggest(self, trial_id: str):
+        if trial_id not in self._ot_trials and self._budget_reached():
+            return Searcher.FINISHED
+        params = super().suggest(trial_id)
+        ot = self._ot_trials[trial_id]
+        storage, tid = self._ot_study._storage, ot._trial_id
+        storage.set_trial_system_attr(tid, "nas:driver", self._driver)
+        storage.set_trial_system_attr(tid, "nas:heartbeat", time.time())
+        repeat = ot.user_attrs.get("repeat")
+        if repeat is None:  # a freshly sampled point: queue its other repeats
+            repeat = 0
+            ot.set_user_attr("repeat", 0)
+            for r in range(1, self._cfg.repeats):
+                self._ot_study.enqueue_trial(ot.params, user_attrs={"repeat": r})
+        self._curves[trial_id] = []
+        return {"params": dict(params), "repeat": int(repeat), "optuna_trial": ot.number}
+
+    def _record(self, trial_id: str, result: dict) -> None:
+        """Add an epoch's value to the trial's curve (Ray may deliver the last result to
+        on_trial_result, on_trial_complete, or both)."""
+        ot = self._ot_trials[trial_id]
+        epoch, curve = int(result["epoch"]), self._curves.setdefault(trial_id, [])
+        if "error" in result or epoch <= len(curve):
+            return
+        value = result[self._cfg.objectives[0].metric]
+        curve.append(value)
+        if not self._cfg.multi_objective:
+            ot.report(value, epoch)
+        self._ot_study._storage.set_trial_system_attr(ot._trial_id, "nas:heartbeat", time.time())
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self._ot_trials and trial_id not in self._completed_trials:
+            self._record(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        ot = self._ot_trials.get(trial_id)
+        if ot is None or trial_id in self._completed_trials:
+            return
+        self._completed_trials.add(trial_id)
+        result = result or {}
+        if "epoch" in result:
+            self._record(trial_id, result)
+        attrs = {"curve": self._curves.pop(trial_id, []), "epochs": int(result.get("epoch", 0))}
+        if "arch_json" in result:
+            attrs["arch"] = json.loads(result["arch_json"])
+        for key in ("params", "wall_seconds", "T", "train_acc", "val_loss"):
+            if key in result:
+                attrs[key] = result[key]
+        for k, v in attrs.items():
+            ot.set_user_attr(k, v)
+        if error or "error" in result:
+            ot.set_user_attr("error", result.get("error") or "the trial raised; see the Ray logs")
+            self._ot_study.tell(ot, state=TrialState.FAIL)
+        elif attrs["epochs"] < self._cfg.fidelity.max_epochs:
+            self._ot_study.tell(ot, state=TrialState.PRUNED)
+        else:
+            values = [result[o.metric] for o in self._cfg.objectives]
+            self._ot_study.tell(ot, values if len(values) > 1 else values[0])
+
+
+def recover_interrupted(study: optuna.Study, stale_after: float = STALE_AFTER_S) -> int:
+    """Trials left RUNNING by a driver that died: mark them FAIL (``interrupted``) and
+    queue their points again, so that none is lost and none counts twice."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not is_stale(t, stale_after):
+            continue
+        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+        study._storage.set_trial_user_attr(t._trial_id, "error", "interrupted: its driver stopped")
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        if t.params:
+            study.enqueue_trial(t.params, user_attrs={"repeat": t.user_attrs.get("repeat", 0)})
+        n += 1
+    return n
+
+
+def _key(params: dict, repeat: int) -> str:
+    return json.dumps([sorted(params.items()), repeat], default=str)
+
+
+def enqueue_grid(study: optuna.Study, points: list[dict], repeats: int) -> int:
+    """Queue every (grid point, repeat) that the study has neither run nor queued."""
+    have = set()
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("interrupted"):
+            continue
+        params = t.params or t.system_attrs.get("fixed_params", {})
+        have.add(_key(params, t.user_attrs.get("repeat", 0)))
+    n = 0
+    for r in range(repeats):
+        for p in points:
+            if _key(p, r) not in have:
+                study.enqueue_trial(p, user_attrs={"repeat": r})
+                n += 1
+    return n

@@ -1,0 +1,74 @@
+"""What one Ray Tune trial runs: build the sampled architecture, train it, report per epoch.
+
+Kept apart from the search space and the engine (Ray Tune's own examples do the same), so
+a trial can be run and debugged alone: ``run_trial({"params": {...}, "repeat": 0}, study)``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from .study import StudyConfig
+from .train import train
+
+_SPACES: dict[str, Any] = {}  # per worker process: reused actors load a space once
+
+
+def _space(study: StudyConfig):
+    key = study.model_dump_json(include={"space", "base", "arch"})
+    if key not in _SPACES:
+        _SPACES[key] = study.load_space()
+    return _SPACES[key]
+
+
+def _numbers(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
+    """Train the architecture of ``config["params"]``; report each epoch through
+    ``report`` (default: Ray Tune's); never raises: failures are reported as ``error``."""
+    if report is None:
+        from ray import tune
+
+        report = tune.report
+    if isinstance(study, str):
+        study = StudyConfig.model_validate_json(study)
+    start = time.time()
+    gpu = study.resources.gpu > 0 and torch.cuda.is_available()
+    torch.set_num_threads(max(1, int(study.resources.cpu)))
+    last: dict = {}
+    try:
+        arch = _space(study).to_config(config["params"])
+        built: dict = {}
+        train_cfg = study.train.model_copy(update={
+            "epochs": study.fidelity.max_epochs,
+            "seed": study.train.seed + int(config.get("repeat", 0)),
+            "device": "cuda" if gpu else "cpu",
+            "max_steps_per_epoch": study.fidelity.max_steps_per_epoch,
+        })
+
+        def on_epoch(epoch: int, metrics: dict) -> None:
+            last.update(_numbers(metrics), epoch=epoch, T=arch.T, arch_json=built["arch"],
+                        wall_seconds=time.time() - start)
+            if not math.isfinite(last.get("train_loss", 0.0)):
+                raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
+            report(dict(last))
+
+        train(arch, study.data, train_cfg, on_epoch=on_epoch, progress=False,
+              on_model=lambda m: built.update(arch=m.config.model_dump_json()))
+    except Exception as err:  # noqa: BLE001 - every failure is recorded, the study goes on
+        from .searcher import worst
+
+        if isinstance(err, torch.cuda.OutOfMemoryError):
+            torch.cuda.empty_cache()
+        failed = {o.metric: worst(o.direction) for o in study.objectives}
+        failed.update(epoch=last.get("epoch", 0), error=f"{type(err).__name__}: {err}"[:2000],
+                      wall_seconds=time.time() - start)
+        report(failed)
+        return failed
+    return last
