@@ -165,6 +165,14 @@ def _locate(msg: str, stage: str, kind: str) -> str:
     return f"{stage}.{kind}: {msg}"
 
 
+def one_line(err: Exception) -> str:
+    """An error's text on one line (YAML errors: line, column and the problem)."""
+    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+
+
 class ConfigError(ValueError):
     """A config that does not validate; ``str()`` is one readable message per problem."""
 
@@ -219,7 +227,7 @@ def load_config(x: "str | Path | ArchConfig | dict", **overrides: Any) -> ArchCo
         try:
             data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+            raise ConfigError(f"{path}: not valid YAML: {one_line(err)}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: an architecture file must be a mapping of fields")
     data.update(overrides)

@@ -26,7 +26,9 @@ def _merge(model, over: dict):
 
 
 def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Path, cfg: StudyConfig) -> dict:
-    """Data-parallel training on ``stage.workers`` Ray Train workers (gloo on CPU, NCCL on GPU)."""
+    """Data-parallel training on ``stage.workers`` Ray Train workers (gloo on CPU, NCCL on
+    GPU). The checkpoint folder must be shared by the workers (one host, or a shared file
+    system on a cluster)."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -35,14 +37,17 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
     _init_ray(cfg)
 
     def loop(config: dict) -> None:
-        import ray.train
+        import json
+
+        import torch.distributed as dist
 
         from .train import train
 
         result = train(config["arch"], config["data"], config["train"], progress=False,
                        checkpoint_dir=config["ckpt"], distributed=True)
-        ray.train.report({k: v for k, v in result.items()
-                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        if dist.get_rank() == 0:  # the result travels through the shared checkpoint folder
+            Path(config["ckpt"], "result.json").write_text(json.dumps(
+                {k: v for k, v in result.items() if k != "history"}))
 
     trainer = TorchTrainer(
         loop,
@@ -52,7 +57,10 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
         run_config=RunConfig(storage_path=str(cfg.run_dir / "ray"),
                              name=f"promote-{time.strftime('%Y%m%d-%H%M%S')}"),
     )
-    return dict(trainer.fit().metrics)
+    trainer.fit()
+    import json
+
+    return json.loads((ckpt / "result.json").read_text())
 
 
 def promote(cfg: StudyConfig, stage_name: str, top: int | None = None):

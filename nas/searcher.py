@@ -10,7 +10,9 @@ every trial lands in the study that optuna-dashboard reads), :class:`StudySearch
 * tells Optuna the truth about fidelity: a trial the scheduler stopped before
   ``max_epochs`` becomes PRUNED with its learning curve, never a COMPLETE trial with a
   low-budget value; a trial that raised becomes FAIL with its error;
-* stores per trial: the architecture config, parameters, epochs, curve, wall time, repeat.
+* stores per trial: the architecture config, parameters, epochs, curve, wall time, repeat,
+  and for full-budget trials the :mod:`nas.metrics` measured at the end (energy, SOPs,
+  firing rate, sparsity, MACs, ANN FLOPs; ``layer_rates``: ``[{layer, stage, rate}]``).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from .metrics import TRIAL_METRICS
 from .storage import counts_toward_budget, driver_id, is_stale
 from .study import StudyConfig
 
@@ -101,9 +104,12 @@ class StudySearcher(OptunaSearch):
         attrs = {"curve": self._curves.pop(trial_id, []), "epochs": int(result.get("epoch", 0))}
         if "arch_json" in result:
             attrs["arch"] = json.loads(result["arch_json"])
-        for key in ("params", "wall_seconds", "T", "train_acc", "val_loss"):
+        measured = () if "error" in result else ("val_acc", *TRIAL_METRICS)  # not the worst values
+        for key in ("params", "wall_seconds", "T", "train_acc", "val_loss", *measured):
             if key in result:
                 attrs[key] = result[key]
+        if "layer_rates_json" in result:
+            attrs["layer_rates"] = json.loads(result["layer_rates_json"])
         for k, v in attrs.items():
             ot.set_user_attr(k, v)
         if error or "error" in result:

@@ -26,7 +26,16 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         kwargs = {"connect_args": {"timeout": 60}}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except (IntegrityError, ProgrammingError, OperationalError):
+            # two drivers creating the schema of a fresh database at the same moment
+            if attempt == 4:
+                raise
+            time.sleep(1.0 + attempt)
 
 
 # ---- who runs a trial: written when it starts, refreshed on every result --------------

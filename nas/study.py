@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from blocks.config import one_line
+
 from .data import DataConfig
 from .train import TrainConfig
 
@@ -20,7 +22,8 @@ STUDY_DIR = Path(__file__).resolve().parents[1] / "studies"
 
 # metric -> its direction when used as an objective
 METRICS = {"val_acc": "maximize", "params": "minimize", "T": "minimize",
-           "energy_uj": "minimize", "sops": "minimize", "firing_rate": "minimize"}
+           "energy_uj": "minimize", "sops": "minimize", "firing_rate": "minimize",
+           "sparsity": "minimize", "macs": "minimize", "ann_flops": "minimize"}
 SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid")
 SCHEDULERS = ("asha", "hyperband", "none")
 
@@ -116,9 +119,17 @@ class StudyConfig(_Strict):
 
     def load_space(self):
         """The study's search space, on the study's base architecture if it names one."""
-        from search_spaces import load_space
+        from search_spaces import SpaceError, load_space
 
-        return load_space(self.space, base=self.base, fixed=self.arch or None)
+        space = load_space(self.space)  # a problem of the space file is named as such
+        if not (self.base or self.arch):
+            return space
+        try:
+            return load_space(self.space, base=self.base, fixed=self.arch or None)
+        except SpaceError as err:  # ... and one that the study's base/arch brings, as the study's
+            field = "base" if self.base else "arch"
+            msg = str(err).split(": ", 1)[-1]
+            raise StudyError(f"{self.source}: {field} (applied to space {space.name!r}): {msg}") from None
 
     @property
     def multi_objective(self) -> bool:
@@ -174,7 +185,7 @@ def load_study(path: str | Path, overrides: dict | None = None, smoke: bool = Fa
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as err:
-        raise StudyError(f"{p}: not valid YAML: {err}") from None
+        raise StudyError(f"{p}: not valid YAML: {one_line(err)}") from None
     if not isinstance(data, dict):
         raise StudyError(f"{p}: a study file must be a mapping of fields")
     if smoke:

@@ -145,13 +145,17 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
           on_epoch: Callable[[int, dict], bool | None] | None = None,
           checkpoint_dir: str | Path | None = None, progress: bool = True,
           distributed: bool = False,
-          on_model: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
+          on_model: Callable[[nn.Module], None] | None = None,
+          on_end: Callable[[nn.Module, Data], None] | None = None) -> dict[str, Any]:
     """Train ``arch`` (a preset name, YAML path, dict or ``blocks.ArchConfig``) on the data
     of ``data_cfg``. ``on_epoch(epoch, metrics)`` runs after every epoch; returning True
     stops training. Returns accuracies, timings, the parameter count and the history.
     ``distributed``: inside an initialised process group (Ray Train), train data parallel
     on this worker's share of the data; rank 0 writes the checkpoints. ``on_model(model)``
-    sees the model as built for the data (its ``config`` is what is trained)."""
+    sees the model as built for the data (its ``config`` is what is trained).
+    ``on_end(model, data)`` runs after the final evaluation, before returning, with the
+    trained model and the loaded :class:`~nas.data.Data` (e.g. to measure
+    :mod:`nas.metrics` on a fixed batch without loading the data again)."""
     import blocks
 
     start = time.perf_counter()
@@ -293,6 +297,8 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
     if val_metrics is None and data.val is not None:  # nothing trained in this call (finished run)
         val_metrics = evaluate(model, data.val, device, autocast)
     test = evaluate(model, data.test, device, autocast) if data.test is not None else None
+    if on_end is not None:
+        on_end(model, data)
     last = history[-1] if history else {}
     result = {
         "arch": arch_dict.get("name"), "data": data_cfg.name,

@@ -5,6 +5,7 @@ a trial can be run and debugged alone: ``run_trial({"params": {...}, "repeat": 0
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
@@ -31,7 +32,10 @@ def _numbers(metrics: dict) -> dict:
 
 def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
     """Train the architecture of ``config["params"]``; report each epoch through
-    ``report`` (default: Ray Tune's); never raises: failures are reported as ``error``."""
+    ``report`` (default: Ray Tune's); never raises: failures are reported as ``error``.
+    A trial that reaches ``max_epochs`` is measured (:mod:`nas.metrics`: energy, SOPs,
+    firing rates ... on the first validation images) before its last epoch is reported,
+    so that the last result carries those metrics (they can be study objectives)."""
     if report is None:
         from ray import tune
 
@@ -57,10 +61,22 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
                         wall_seconds=time.time() - start)
             if not math.isfinite(last.get("train_loss", 0.0)):
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
+            if epoch < train_cfg.epochs:  # the last epoch is reported by on_end, measured
+                report(dict(last))
+
+        def on_end(model, data) -> None:
+            if last.get("epoch", 0) < train_cfg.epochs:
+                return
+            from .metrics import EVAL_IMAGES, eval_batch, measure
+
+            m = measure(model, eval_batch(data, EVAL_IMAGES))
+            last.update({k: v for k, v in m.as_dict().items() if k != "T"},
+                        layer_rates_json=json.dumps(m.layer_rates()),
+                        wall_seconds=time.time() - start)
             report(dict(last))
 
         train(arch, study.data, train_cfg, on_epoch=on_epoch, progress=False,
-              on_model=lambda m: built.update(arch=m.config.model_dump_json()))
+              on_model=lambda m: built.update(arch=m.config.model_dump_json()), on_end=on_end)
     except Exception as err:  # noqa: BLE001 - every failure is recorded, the study goes on
         from .searcher import worst
 

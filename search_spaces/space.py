@@ -58,6 +58,7 @@ from typing import Any
 import yaml
 
 from blocks import ArchConfig, ConfigError, load_config
+from blocks.config import one_line
 
 from .params import Parameter, SpaceError, same
 from .targets import apply
@@ -184,10 +185,6 @@ class Space:
             elif on:
                 raise SpaceError(f"{who}: parameter {p.name!r} is missing; allowed: {p.describe()}")
         return point
-
-
-def one_line(err: Exception) -> str:
-    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
 
 
 def _rng(rng: Any) -> random.Random:

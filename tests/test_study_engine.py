@@ -109,3 +109,88 @@ def test_diverging_trials_are_recorded_as_failures(tmp_path):
     for t in trials:
         assert t.state == TrialState.FAIL
         assert "Diverged" in t.user_attrs["error"] or "non-finite" in t.user_attrs["error"]
+
+
+def test_export_writes_configs_that_rebuild_exactly(asha_run, tmp_path):
+    tmp, url, _, _ = asha_run
+    out = tmp_path / "export"
+    proc = cli("nas.export", str(STUDIES / "asha.yaml"), "--storage", url, "--top", "2",
+               "--out", str(out), cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    files = sorted(out.glob("rank*.yaml"))
+    rows = [ln for ln in (out / "summary.md").read_text().splitlines() if ln[:3] in ("| 1", "| 2")]
+    assert len(files) == 2 and len(rows) == 2
+    study = load(url, "asha")
+    number = int(files[0].stem.split("trial")[1])
+    trial = study.trials[number]
+    assert trial.state == TrialState.COMPLETE
+    assert blocks.load_config(files[0]) == blocks.load_config(trial.user_attrs["arch"])
+    import torch
+
+    a, b = blocks.build(files[0]).eval(), blocks.build(trial.user_attrs["arch"]).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(a(x), b(x))
+    run = cli("nas.train", "--arch-config", str(files[0]), "--data", "synthetic", "--image-size", "32", "--epochs", "1",
+              "--no-progress", "--out", str(tmp_path / "ckpt"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    final = json.loads(run.stdout.strip().splitlines()[-1])
+    assert final["params"] == trial.user_attrs["params"]
+
+
+def test_promote_records_a_linked_study_and_resumes(asha_run):
+    tmp, url, _, _ = asha_run
+    proc = cli("nas.promote", str(STUDIES / "asha.yaml"), "--storage", url, "--stage", "longer", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    linked = load(url, "asha-longer").get_trials()
+    assert len(linked) == 2
+    source = load(url, "asha")
+    for t in linked:
+        assert t.state == TrialState.COMPLETE and 0.0 <= t.value <= 1.0
+        assert t.user_attrs["epochs"] == 2 and t.user_attrs["test_acc"] is not None
+        assert source.trials[t.user_attrs["source_trial"]].state == TrialState.COMPLETE
+    again = cli("nas.promote", str(STUDIES / "asha.yaml"), "--storage", url, "--stage", "longer", cwd=tmp)
+    assert again.returncode == 0 and again.stdout.count("already promoted") == 2
+    assert len(load(url, "asha-longer").trials) == 2
+    bad = cli("nas.promote", str(STUDIES / "asha.yaml"), "--storage", url, "--stage", "nope", cwd=tmp)
+    assert bad.returncode == 2 and "promotion.nope: no such stage; allowed: longer, ddp" in bad.stderr
+
+
+def test_promote_data_parallel_with_ray_train(asha_run):
+    tmp, url, _, _ = asha_run
+    proc = cli("nas.promote", str(STUDIES / "asha.yaml"), "--storage", url, "--stage", "ddp", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (t,) = load(url, "asha-ddp").get_trials()
+    assert t.state == TrialState.COMPLETE and t.user_attrs["epochs"] == 1
+
+
+def test_dashboard_serves_the_study(asha_run):
+    import socket
+    import urllib.request
+
+    tmp, url, _, _ = asha_run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).parent / "optuna-dashboard"
+    server = subprocess.Popen([str(exe), url, "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        studies = None
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    studies = json.load(r)["studies"]
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None, "optuna-dashboard did not answer"
+        sid = next(s["study_id"] for s in studies if s["study_name"] == "asha")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{sid}", timeout=5) as r:
+            detail = json.load(r)
+        assert len(detail["trials"]) == len(load(url, "asha").trials)
+        attrs = {a["key"] for a in detail["trials"][0]["user_attrs"]}
+        assert {"arch", "params", "epochs", "curve"} <= attrs
+    finally:
+        server.terminate()
+        server.wait(10)
