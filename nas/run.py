@@ -149,7 +149,7 @@ def run(cfg: StudyConfig, fresh: bool = False) -> "object":
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(cfg),
                                         num_samples=remaining,
                                         max_concurrent_trials=cfg.concurrency,
-                                        reuse_actors=True),
+                                        reuse_actors=cfg.reuse_actors),
             run_config=tune.RunConfig(name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                       storage_path=str(cfg.run_dir / "ray"), verbose=0,
                                       callbacks=[_progress_callback(budget, done)]),

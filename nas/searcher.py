@@ -17,6 +17,7 @@ every trial lands in the study that optuna-dashboard reads), :class:`StudySearch
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import optuna
@@ -85,7 +86,7 @@ class StudySearcher(OptunaSearch):
             return
         value = result[self._cfg.objectives[0].metric]
         curve.append(value)
-        if not self._cfg.multi_objective:
+        if not self._cfg.multi_objective and math.isfinite(value):  # NaN: measured at the end
             ot.report(value, epoch)
         self._ot_study._storage.set_trial_system_attr(ot._trial_id, "nas:heartbeat", time.time())
 
@@ -106,7 +107,7 @@ class StudySearcher(OptunaSearch):
             attrs["arch"] = json.loads(result["arch_json"])
         measured = () if "error" in result else ("val_acc", *TRIAL_METRICS)  # not the worst values
         for key in ("params", "wall_seconds", "T", "train_acc", "val_loss", *measured):
-            if key in result:
+            if key in result and not (isinstance(result[key], float) and math.isnan(result[key])):
                 attrs[key] = result[key]
         if "layer_rates_json" in result:
             attrs["layer_rates"] = json.loads(result["layer_rates_json"])

@@ -95,6 +95,7 @@ class StudyConfig(_Strict):
     scheduler: Literal["asha", "hyperband", "none"] = "asha"
     trials: int | None = Field(None, ge=1)  # the study's total; default for grid: every point
     concurrency: int = Field(1, ge=1)
+    reuse_actors: bool = True  # keep trial workers (and their imports) alive between trials
     resources: Resources = Resources()
     storage: str | None = None  # SQLAlchemy URL or journal:///path; default sqlite in runs/
     ray_address: str | None = None  # None: a local Ray for this run; 'auto' or host:port

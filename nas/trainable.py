@@ -48,6 +48,11 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
     last: dict = {}
     try:
         arch = _space(study).to_config(config["params"])
+        from .metrics import TRIAL_METRICS
+
+        # objectives measured at the end of a trial: NaN ("not yet") in the earlier epochs'
+        # results, since Ray Tune wants every objective in every result
+        pending = {o.metric: math.nan for o in study.objectives if o.metric in TRIAL_METRICS}
         built: dict = {}
         train_cfg = study.train.model_copy(update={
             "epochs": study.fidelity.max_epochs,
@@ -62,7 +67,7 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
             if not math.isfinite(last.get("train_loss", 0.0)):
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
             if epoch < train_cfg.epochs:  # the last epoch is reported by on_end, measured
-                report(dict(last))
+                report({**pending, **last})
 
         def on_end(model, data) -> None:
             if last.get("epoch", 0) < train_cfg.epochs:
