@@ -56,8 +56,9 @@ def test_scheduler_stopped_trials_are_pruned_not_complete(asha_run):
         if t.state == TrialState.COMPLETE:  # only full-budget trials carry a value
             assert t.user_attrs["epochs"] == 3 and 0.0 <= t.value <= 1.0
         else:
-            assert t.user_attrs["epochs"] < 3 and t.value is None
+            assert t.state == TrialState.PRUNED and t.user_attrs["epochs"] < 3
             assert sorted(t.intermediate_values) == list(range(1, t.user_attrs["epochs"] + 1))
+            assert t.value == t.intermediate_values[t.user_attrs["epochs"]]  # Optuna's convention
 
 
 def test_rerun_continues_the_study(asha_run):
@@ -69,6 +70,12 @@ def test_rerun_continues_the_study(asha_run):
     more = cli("nas.run", str(STUDIES / "asha.yaml"), "--storage", url, "--trials", "7", cwd=tmp)
     assert more.returncode == 0, more.stderr[-2000:]
     assert len(load(url, "asha").trials) == 7
+    fresh_url = f"sqlite:///{tmp / 'fresh.db'}"
+    for args in ([], ["--fresh", "--trials", "2"]):
+        fresh = cli("nas.run", str(STUDIES / "asha.yaml"), "--storage", fresh_url, "--trials", "3",
+                    *args, cwd=tmp)
+        assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert len(load(fresh_url, "asha").trials) == 2  # --fresh started over
 
 
 def test_killed_driver_loses_no_trial(tmp_path):
@@ -194,3 +201,16 @@ def test_dashboard_serves_the_study(asha_run):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_shipped_skip_connection_study_runs_its_smoke_settings(tmp_path, cifar_sample):
+    study = Path(__file__).parents[1] / "studies" / "skip_connections.yaml"
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    proc = cli("nas.run", str(study), "--smoke-test", "--data-root", str(cifar_sample),
+               "--storage", url, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trials = load(url, "skip_connections").get_trials()
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 2 and len(trials) == 16  # 2 run, the other grid points stay queued
+    arch = blocks.load_config(done[0].user_attrs["arch"])
+    assert arch.name == "cifar_ablation_c60" and arch.T == 1 and arch.stages[0].dim == 60

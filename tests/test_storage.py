@@ -1,0 +1,91 @@
+"""Storage helpers and the searcher's bookkeeping, without Ray trials."""
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.searcher import StudySearcher, enqueue_grid, recover_interrupted
+from nas.storage import counts_toward_budget, is_stale, make_storage
+from nas.study import load_study
+from pathlib import Path
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+STUDIES = Path(__file__).parent / "studies"
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "journal"])
+def test_storages_from_urls(tmp_path, scheme):
+    url = f"sqlite:///{tmp_path / 'a' / 'o.db'}" if scheme == "sqlite" else f"journal://{tmp_path / 'b' / 'o.log'}"
+    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    again = optuna.load_study(study_name="s", storage=make_storage(url))
+    assert len(again.trials) == 3
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_trials_of_a_dead_driver_are_stale_and_requeued(tmp_path):
+    import socket
+
+    study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path / 'o.db'}"))
+    live, dead = study.ask(), study.ask()
+    for t in (live, dead):
+        t.suggest_categorical("PT", [True, False])
+        t.set_user_attr("repeat", 1)
+    study._storage.set_trial_system_attr(live._trial_id, "nas:driver", f"{socket.gethostname()}:{1}")
+    study._storage.set_trial_system_attr(dead._trial_id, "nas:driver",
+                                         f"{socket.gethostname()}:{_dead_pid()}")
+    for t in (live, dead):
+        study._storage.set_trial_system_attr(t._trial_id, "nas:heartbeat", time.time())
+    frozen = {t.number: t for t in study.get_trials()}
+    assert not is_stale(frozen[live.number], 60) and is_stale(frozen[dead.number], 60)
+    assert is_stale(frozen[live.number], 60, now=time.time() + 120)  # silent too long
+    assert recover_interrupted(study, stale_after=60) == 1
+    trials = study.get_trials()
+    assert trials[dead.number].state == TrialState.FAIL and trials[dead.number].user_attrs["interrupted"]
+    assert not counts_toward_budget(trials[dead.number], 60)
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].user_attrs["repeat"] == 1
+    assert waiting[0].system_attrs["fixed_params"] == trials[dead.number].params
+
+
+def test_grid_points_are_queued_once(tmp_path):
+    study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path / 'o.db'}"))
+    points = [{"PT": a} for a in (True, False)]
+    assert enqueue_grid(study, points, repeats=2) == 4
+    assert enqueue_grid(study, points, repeats=2) == 0
+    assert enqueue_grid(study, points, repeats=3) == 2
+
+
+class _Space:
+    def define_by_run(self, trial):
+        trial.suggest_categorical("PT", [True, False])
+
+
+def test_searcher_tells_pruned_failed_and_complete_honestly(tmp_path):
+    cfg = load_study(STUDIES / "asha.yaml")  # max_epochs 3
+    storage = make_storage(f"sqlite:///{tmp_path / 'o.db'}")
+    searcher = StudySearcher(cfg, _Space(), storage, optuna.samplers.RandomSampler(seed=0), budget=3)
+    for tid in ("full", "stopped", "broken"):
+        assert searcher.suggest(tid)["repeat"] == 0
+    assert searcher.suggest("over budget") == "FINISHED"
+    for epoch in (1, 2, 3):
+        searcher.on_trial_result("full", {"epoch": epoch, "val_acc": 0.1 * epoch})
+    searcher.on_trial_complete("full", {"epoch": 3, "val_acc": 0.3, "arch_json": "{}", "params": 5})
+    searcher.on_trial_result("stopped", {"epoch": 1, "val_acc": 0.05})
+    searcher.on_trial_complete("stopped", {"epoch": 1, "val_acc": 0.05})
+    searcher.on_trial_complete("broken", {"epoch": 0, "val_acc": -1e30, "error": "OutOfMemoryError: x"})
+    full, stopped, broken = searcher.study.get_trials()
+    assert full.state == TrialState.COMPLETE and full.value == pytest.approx(0.3)
+    assert full.user_attrs["curve"] == pytest.approx([0.1, 0.2, 0.3]) and full.user_attrs["params"] == 5
+    # PRUNED, with Optuna's convention for its value: the last intermediate value
+    assert stopped.state == TrialState.PRUNED and stopped.value == pytest.approx(0.05)
+    assert stopped.intermediate_values == {1: 0.05} and stopped.user_attrs["epochs"] == 1
+    assert broken.state == TrialState.FAIL and broken.user_attrs["error"].startswith("OutOfMemoryError")
