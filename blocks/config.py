@@ -173,6 +173,17 @@ def one_line(err: Exception) -> str:
     return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
 
 
+def read_mapping(path: Path, what: str, error: type[Exception]) -> dict:
+    """A YAML file that must hold a mapping; ``error`` (one line naming the file) if not."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise error(f"{path}: not valid YAML: {one_line(err)}") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: {what} must be a mapping of fields")
+    return data
+
+
 class ConfigError(ValueError):
     """A config that does not validate; ``str()`` is one readable message per problem."""
 
@@ -224,12 +235,7 @@ def load_config(x: "str | Path | ArchConfig | dict", **overrides: Any) -> ArchCo
         elif not path.exists():
             raise ConfigError(f"{path}: no such architecture file")
         source = str(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {one_line(err)}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: an architecture file must be a mapping of fields")
+        data = read_mapping(path, "an architecture file", ConfigError)
     data.update(overrides)
     try:
         return ArchConfig.model_validate(data)

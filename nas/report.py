@@ -188,25 +188,38 @@ def _acc_scatter(df: pd.DataFrame, xkey: str, out: Path, name: str, cfg: StudyCo
     if not len(done):
         return f"no full-budget trial with both val_acc and {xkey} stored"
     plt, sns = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     x = done[xkey].to_numpy(float) / scale
     y = done["val_acc"].to_numpy(float) * 100
+    labels = list(done["label"])
     front = pareto_mask(x, y)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ax.scatter(x[~front], y[~front], s=36, color="0.55", alpha=0.8, label="trials", zorder=2)
+    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+    configs = list(dict.fromkeys(labels))
+    if len(configs) <= 8:  # few configurations: one colour each
+        colours = dict(zip(configs, sns.color_palette("tab10", len(configs))))
+        for c in configs:
+            sel = np.array([lab == c for lab in labels])
+            ax.scatter(x[sel], y[sel], s=40, color=colours[c], alpha=0.9, label=c, zorder=2)
+    else:
+        ax.scatter(x, y, s=36, color="0.55", alpha=0.8, label="trials", zorder=2)
     order = np.argsort(x[front])
     fx, fy = x[front][order], y[front][order]
     ax.step(fx, fy, where="post", color="C3", linewidth=1.5, zorder=3)
-    ax.scatter(fx, fy, s=60, color="C3", edgecolor="black", linewidth=0.6, zorder=4,
-               label=f"Pareto front ({len(fx)})")
+    ax.scatter(fx, fy, s=130, facecolor="none", edgecolor="C3", linewidth=1.8, zorder=4,
+               label=f"Pareto front ({len(fx)} trials)")
     if len(x) > 1 and x.min() > 0 and x.max() / x.min() > 20:
         ax.set_xscale("log")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(5))
     if x.max() == x.min():  # one x value: give the axis some room
         pad = abs(x.max()) * 0.05 or 1.0
         ax.set_xlim(x.min() - pad, x.max() + pad)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(METRIC_LABELS["val_acc"])
     ax.set_title(f"{cfg.name}: {len(x)} full-budget trials")
-    ax.legend(loc="lower right", frameon=True)
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=True, fontsize=8,
+              title="configuration" if len(configs) <= 8 else None, title_fontsize=8)
     return _save(fig, out, name)
 
 

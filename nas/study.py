@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from blocks.config import one_line
+from blocks.config import read_mapping
 
 from .data import DataConfig
 from .train import TrainConfig
@@ -183,12 +182,7 @@ def load_study(path: str | Path, overrides: dict | None = None, smoke: bool = Fa
     """Read and validate a study; ``overrides`` (nested dict) and the file's ``smoke``
     section (when ``smoke``) are merged in first."""
     p = resolve_study_path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise StudyError(f"{p}: not valid YAML: {one_line(err)}") from None
-    if not isinstance(data, dict):
-        raise StudyError(f"{p}: a study file must be a mapping of fields")
+    data = read_mapping(p, "a study file", StudyError)
     if smoke:
         data = _merge(data, data.get("smoke") or {})
     data = _merge(data, overrides or {})

@@ -38,9 +38,8 @@ def reference_multistep(
     return torch.stack(out)
 
 
-@register("neuron", "lif")
-class LIF(SpikingNeuron):
-    """Leaky integrate-and-fire (paper eqs. 1-4): fixed tau, decay_input, hard reset."""
+class _Leaky(SpikingNeuron):
+    """Common parameters of the leaky neurons; subclasses keep tau fixed or learn it."""
 
     def __init__(self, *, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = True,
@@ -50,30 +49,34 @@ class LIF(SpikingNeuron):
                          surrogate=surrogate, alpha=alpha, backend=backend)
         if not float(tau) > 1.0:
             raise ValueError(f"tau: must be a float > 1, got {tau!r}")
-        self.tau = float(tau)
         self.decay_input = bool(decay_input)
+        self._set_tau(float(tau))
+
+    def _set_tau(self, tau: float) -> None:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau:.4g}, decay_input={self.decay_input}, " + super().extra_repr()
+
+
+@register("neuron", "lif")
+class LIF(_Leaky):
+    """Leaky integrate-and-fire (paper eqs. 1-4): fixed tau, decay_input, hard reset."""
+
+    def _set_tau(self, tau: float) -> None:
+        self.tau = tau
 
     def leak(self) -> float:
         return 1.0 / self.tau
 
-    def extra_repr(self) -> str:
-        return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
-
 
 @register("neuron", "plif")
-class PLIF(SpikingNeuron):
-    """Parametric LIF: the leak ``k = sigmoid(w)`` is learned per layer (``tau = 1/k``)."""
+class PLIF(_Leaky):
+    """Parametric LIF: the leak ``k = sigmoid(w)`` is learned per layer (``tau = 1/k``;
+    ``tau`` sets its initial value)."""
 
-    def __init__(self, *, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
-                 v_reset: float | None = 0.0, detach_reset: bool = True,
-                 surrogate: str = "sigmoid", alpha: float | None = None,
-                 backend: str = "torch") -> None:
-        super().__init__(v_threshold=v_threshold, v_reset=v_reset, detach_reset=detach_reset,
-                         surrogate=surrogate, alpha=alpha, backend=backend)
-        if not float(tau) > 1.0:
-            raise ValueError(f"tau: initial tau must be a float > 1, got {tau!r}")
-        self.decay_input = bool(decay_input)
-        self.w = nn.Parameter(torch.tensor(-math.log(float(tau) - 1.0)))
+    def _set_tau(self, tau: float) -> None:
+        self.w = nn.Parameter(torch.tensor(-math.log(tau - 1.0)))
 
     @property
     def tau(self) -> float:
@@ -81,9 +84,6 @@ class PLIF(SpikingNeuron):
 
     def leak(self) -> torch.Tensor:
         return torch.sigmoid(self.w)
-
-    def extra_repr(self) -> str:
-        return f"tau={self.tau:.4g} (learned), " + super().extra_repr()
 
 
 @register("neuron", "if")
