@@ -111,6 +111,17 @@ def _progress_callback(budget: int, done_before: int):
     return Progress()
 
 
+def _check_data(cfg: StudyConfig) -> None:
+    """Load the data once in the driver: a missing root fails here with one message, not
+    in every trial, and a decode cache is written before concurrent trials want it."""
+    from .data import DataError, load_data
+
+    try:
+        load_data(cfg.data, "cpu")
+    except DataError as err:
+        raise StudyError(f"{cfg.source}: data: {err}") from None
+
+
 def run(cfg: StudyConfig, fresh: bool = False) -> "object":
     """Run (or continue) the study; returns the Optuna study."""
     from ray import tune
@@ -124,6 +135,8 @@ def run(cfg: StudyConfig, fresh: bool = False) -> "object":
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = cfg.load_space()
+    if not cfg.ray_address:
+        _check_data(cfg)
     study, storage = open_study(cfg, fresh)
     budget = cfg.trials
     if cfg.sampler.name == "grid":
@@ -169,19 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, help="trials at once")
     ap.add_argument("--fresh", action="store_true", help="delete the stored study and start over")
     args = ap.parse_args(argv)
+    from search_spaces import SpaceError
+
     try:
         cfg = load_study(args.study, apply_overrides(args), smoke=args.smoke_test)
         run(cfg, fresh=args.fresh)
-    except StudyError as err:
+    except (StudyError, SpaceError) as err:  # found before any trial runs
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # a space or data problem found before any trial runs
-        from search_spaces import SpaceError
-
-        if isinstance(err, SpaceError):
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        raise
     return 0
 
 

@@ -45,6 +45,7 @@ CASES = [
     (changed(**{"fidelity.max_epochs": 0}), r"fidelity.max_epochs: Input should be greater than or equal to 1"),
     (changed(**{"fidelity.rung_epochs": 9}), r"fidelity.rung_epochs: 9 exceeds fidelity.max_epochs 3"),
     (changed(**{"data.name": "mnist"}), r"data.name: Input should be"),
+    (changed(**{"data.name": "npz", "data.root": "/nonexistent/x.npz"}), r"data: npz file not found: /nonexistent/x.npz"),
     (changed(**{"resources.gpu": -1}), r"resources.gpu: Input should be greater than or equal to 0"),
     (changed(objectives=[{"metric": "val_acc"}, {"metric": "params"}], **{"sampler.name": "cmaes"}),
      r"sampler.name: cmaes takes one objective"),
