@@ -207,7 +207,7 @@ def _acc_scatter(df: pd.DataFrame, xkey: str, out: Path, name: str, cfg: StudyCo
     fx, fy = x[front][order], y[front][order]
     ax.step(fx, fy, where="post", color="C3", linewidth=1.5, zorder=3)
     ax.scatter(fx, fy, s=130, facecolor="none", edgecolor="C3", linewidth=1.8, zorder=4,
-               label=f"Pareto front ({len(fx)} trials)")
+               label=f"Pareto front ({len(fx)} trial{'s' if len(fx) > 1 else ''})")
     if len(x) > 1 and x.min() > 0 and x.max() / x.min() > 20:
         ax.set_xscale("log")
     else:
@@ -236,7 +236,7 @@ def fig_accuracy_params(df, cfg, out):
 
 def _short(layer: str) -> str:
     s = layer.replace("stages.", "s").replace("encoders.", "e").replace("blocks.", "b")
-    return s.replace(".lif", "").replace("_lif", "").replace("encoder", "enc")
+    return s.removesuffix(".lif")
 
 
 def fig_firing_rates(rates: list[dict] | None, title: str, out: Path, sparsity: float | None = None):
@@ -257,7 +257,7 @@ def fig_firing_rates(rates: list[dict] | None, title: str, out: Path, sparsity: 
     handles = [Patch(color=palette[s], label=s) for s in stages]
     if sparsity is not None and math.isfinite(sparsity):
         line = ax.axhline(sparsity, color="black", linestyle="--", linewidth=1)
-        line.set_label(f"network sparsity {sparsity:.3f}")
+        line.set_label(f"network sparsity {sparsity:.3g}")
         handles.append(line)
     ax.legend(handles=handles, loc="upper right", fontsize=8, frameon=True,
               ncol=min(len(handles), 5))
@@ -413,7 +413,7 @@ def summary_markdown(df: pd.DataFrame, cfg: StudyConfig, figures: dict[str, Any]
                          f"{_fmt(r['macs'] / 1e6)} | {_fmt(r['firing_rate'], 3)} |")
         lines.append("")
     if best is not None:
-        lines += [f"## Best architecture: trial {best['number']} {best['label']}", "",
+        lines += [f"## Best architecture: trial {best['number']}, configuration {best['label']}", "",
                   f"Validation accuracy {best['val_acc'] * 100:.2f}%, energy "
                   f"{_fmt(best['energy_uj'])} µJ, sparsity {_fmt(best['sparsity'], 3)}; "
                   f"export it with `python -m nas.export`.", ""]
@@ -424,7 +424,7 @@ def summary_markdown(df: pd.DataFrame, cfg: StudyConfig, figures: dict[str, Any]
         lines += [f"Per-stage firing rates ({rates_source}):", "",
                   "| stage | spiking layers | mean | min | max |", "|---|---:|---:|---:|---:|"]
         for stage, sub in g:
-            lines.append(f"| {stage} | {len(sub)} | {sub.mean():.4f} | {sub.min():.4f} | {sub.max():.4f} |")
+            lines.append(f"| {'head' if stage == 'head' else f'stage {stage}'} | {len(sub)} | {sub.mean():.4f} | {sub.min():.4f} | {sub.max():.4f} |")
         lines.append("")
     lines += ["## Figures", ""]
     for name in FIGURES:
@@ -495,14 +495,15 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
                   f"T={measured.T}, {measured.batch} validation images)")
     elif best is not None and best["layer_rates"]:
         rates, sparsity = best["layer_rates"], best["sparsity"]
-        source = f"best trial {best['number']} {best['label']}, stored at the end of the trial"
+        source = (f"best trial {best['number']} (configuration {best['label']}), "
+                  "stored at the end of the trial")
     else:
         rates, sparsity, source = None, None, None
     if note:
         print(f"note: could not measure the checkpoint on data ({note}); "
               "using the best trial's stored firing rates", file=sys.stderr)
     figures["firing_rates"] = fig_firing_rates(
-        rates, f"{cfg.name}: per-layer firing rates, {source}", out,
+        rates, f"{cfg.name}: per-layer firing rates\n{source}", out,
         None if sparsity is None else float(sparsity))
     figures["token_mixing"] = fig_token_mixing(
         model, f"token-mixing FC weights, block {block} of each stage"

@@ -187,7 +187,7 @@ def test_dashboard_serves_the_study(asha_run):
         for _ in range(60):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
-                    studies = json.load(r)["studies"]
+                    studies = json.load(r)["study_summaries"]
                 break
             except OSError:
                 time.sleep(0.5)

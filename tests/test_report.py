@@ -1,0 +1,117 @@
+"""A two-objective study (accuracy up, energy down, NSGA-II) end to end through the real
+``python -m nas.run``: metrics in the storage, then ``nas.report`` on it."""
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.metrics import TRIAL_METRICS
+from nas.report import FIGURES, config_label, main, pareto_mask, report
+from nas.study import load_study
+
+STUDIES = Path(__file__).parent / "studies"
+STUDY = STUDIES / "pareto.yaml"
+
+
+def cli(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def pareto_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pareto")
+    url = f"sqlite:///{tmp / 'optuna.db'}"
+    proc = cli("nas.run", str(STUDY), "--storage", url, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, url
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from nas.train import train
+
+    out = tmp_path_factory.mktemp("ckpt")
+    train("tiny", {"name": "synthetic", "batch_size": 16, "val_fraction": 0.25,
+                   "synthetic": {"n_train": 48, "n_test": 8, "num_classes": 4, "size": 32}},
+          {"epochs": 1}, checkpoint_dir=out, progress=False)
+    return out / "best.pt"
+
+
+def test_metrics_are_stored_and_are_the_objectives(pareto_run):
+    _, url = pareto_run
+    study = optuna.load_study(study_name="pareto", storage=url)
+    trials = study.get_trials()
+    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 2  # 2 points x 2 repeats
+    for t in trials:
+        attrs = t.user_attrs
+        for key in TRIAL_METRICS:
+            assert isinstance(attrs[key], float) and math.isfinite(attrs[key]), key
+        assert t.values[0] == attrs["val_acc"] and t.values[1] == attrs["energy_uj"] > 0
+        assert attrs["sops"] == attrs["additions"] and 0 < attrs["sparsity"] < 1
+        assert attrs["energy_uj"] == pytest.approx(
+            (attrs["sops"] * 0.9 + attrs["macs"] * 4.6) * 1e-6, rel=1e-9)
+        assert len(attrs["layer_rates"]) == 14
+        assert {r["stage"] for r in attrs["layer_rates"]} == {0, 1}
+        assert len(attrs["curve"]) == 2
+    assert study.best_trials  # the Pareto set of two objectives
+
+
+def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_path):
+    tmp, url = pareto_run
+    out = tmp_path / "report"
+    proc = cli("nas.report", str(STUDY), "--storage", url, "--out", str(out),
+               "--checkpoint", str(checkpoint), cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in FIGURES:
+        assert f"wrote {name}" in proc.stdout, proc.stdout
+        png, pdf = out / f"{name}.png", out / f"{name}.pdf"
+        assert pdf.stat().st_size > 1000 and pdf.read_bytes()[:4] == b"%PDF"
+        pixels = matplotlib.image.imread(png)
+        assert pixels.shape[0] > 200 and pixels.shape[1] > 300 and pixels.std() > 0.01
+    summary = (out / "summary.md").read_text()
+    assert "## Configurations (Table 3 style)" in summary and "## Pareto front" in summary
+    table = [line for line in summary.splitlines() if "| none |" in line or "| (PC) |" in line]
+    assert len(table) == 3  # two configurations, one of them on the Pareto front
+    assert all(row.split("|")[3].strip() == "2" for row in table[:2])  # n = 2 repeats
+    assert "checkpoint best.pt" in summary
+
+
+def test_report_without_checkpoint_uses_stored_rates_and_says_what_it_skips(pareto_run, tmp_path,
+                                                                           capsys, monkeypatch):
+    tmp, url = pareto_run
+    monkeypatch.chdir(tmp)
+    cfg = load_study(STUDY, {"storage": url})
+    figures = report(cfg, tmp_path / "r")
+    assert isinstance(figures["firing_rates"], list)
+    assert "needs --checkpoint" in figures["token_mixing"]
+    text = capsys.readouterr().out
+    assert "skipped token_mixing: needs --checkpoint" in text
+    assert "best trial" in (tmp_path / "r" / "summary.md").read_text()
+
+
+def test_missing_study_or_storage_exits_2(tmp_path, capsys):
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    assert main([str(STUDY), "--storage", missing, "--out", str(tmp_path / "o")]) == 2
+    assert "no storage at" in capsys.readouterr().err and not (tmp_path / "none.db").exists()
+    optuna.create_study(study_name="other", storage=f"sqlite:///{tmp_path / 'x.db'}")
+    assert main([str(STUDY), "--storage", f"sqlite:///{tmp_path / 'x.db'}", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "no study named 'pareto'" in capsys.readouterr().err
+
+
+def test_labels_and_pareto_front():
+    assert config_label({"PT": True, "PC": False, "TC": True}) == "(PT, TC)"
+    assert config_label({"PT": False}) == "none" and config_label({}) == "(base)"
+    assert config_label({"T": 2, "PT": True}) == "T=2, PT=True"
+    import numpy as np
+
+    energy = np.array([1.0, 2.0, 3.0, 2.5])
+    acc = np.array([0.5, 0.7, 0.8, 0.6])
+    assert pareto_mask(energy, acc).tolist() == [True, True, True, False]
