@@ -14,7 +14,7 @@ from torch import nn
 
 # importing the block modules registers them
 from . import channels, encoders, fp_lif, heads, neurons, tokens  # noqa: F401
-from .config import ArchConfig, ConfigError, dump_config, load_config, presets
+from .config import ArchConfig, ConfigError, dump_config, load_config, presets, with_neuron_backend
 from .models import FAMILIES
 from .registry import available, create, get, register
 
@@ -31,4 +31,4 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["ArchConfig", "ConfigError", "available", "build", "count_parameters", "create",
-           "dump_config", "get", "load_config", "presets", "register"]
+           "dump_config", "get", "load_config", "presets", "register", "with_neuron_backend"]

@@ -188,14 +188,17 @@ class ConfigError(ValueError):
     """A config that does not validate; ``str()`` is one readable message per problem."""
 
 
-def format_errors(err: ValidationError, source: str | None = None) -> str:
+def format_errors(err: ValidationError, source: str | None = None,
+                  root: type[BaseModel] | None = None) -> str:
+    """One line per problem of a pydantic error: ``source: field.path: message``; an unknown
+    field lists the fields allowed there (looked up from ``root``, default :class:`ArchConfig`)."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field"
-            allowed = _allowed_fields(e["loc"])
+            allowed = _allowed_fields(root or ArchConfig, e["loc"])
             if allowed:
                 msg += f"; allowed: {', '.join(allowed)}"
         text = f"{loc}: {msg}" if loc else msg
@@ -203,19 +206,26 @@ def format_errors(err: ValidationError, source: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _allowed_fields(loc: tuple) -> list[str]:
-    model: Any = ArchConfig
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``X``, ``X | None``, ``list[X]``, ``dict[str, X]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        ann = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if ann is None:
-            return []
-        sub = {"stages": StageConfig, "skips": Skips}.get(part)
+        if isinstance(part, int) or part not in model.model_fields:
+            continue  # a list index or a dict key: stay on the item's model
+        sub = _model_in(model.model_fields[part].annotation)
         if sub is None:
             return []
         model = sub
-    return list(model.model_fields)
+    return [name for name, f in model.model_fields.items() if not f.exclude]  # not internal ones
 
 
 def load_config(x: "str | Path | ArchConfig | dict", **overrides: Any) -> ArchConfig:
@@ -241,6 +251,16 @@ def load_config(x: "str | Path | ArchConfig | dict", **overrides: Any) -> ArchCo
         return ArchConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_errors(err, source)) from None
+
+
+def with_neuron_backend(x: "str | Path | ArchConfig | dict", backend: str) -> ArchConfig:
+    """The same architecture with every spiking neuron (the default and each stage's own)
+    computed by ``backend``; the maths and the parameters do not change."""
+    data = load_config(x).model_dump(mode="json")
+    for part in [data, *data["stages"]]:
+        if part.get("neuron"):
+            part["neuron"]["backend"] = backend
+    return load_config(data)
 
 
 def dump_config(cfg: ArchConfig, path: "str | Path | None" = None) -> str:

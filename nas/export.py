@@ -15,7 +15,7 @@ from pathlib import Path
 
 import blocks
 
-from .study import StudyConfig, StudyError, add_common_flags, apply_overrides, load_study
+from .study import StudyConfig, StudyError, add_common_flags, apply_overrides, load_study, run_command
 
 
 def load_existing_study(cfg: StudyConfig):
@@ -90,14 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, help="how many (default: the study's export.top)")
     ap.add_argument("--out", help="output folder (default: runs/<study>/export)")
     args = ap.parse_args(argv)
-    try:
+
+    def body() -> None:
         cfg = load_study(args.study, apply_overrides(args), smoke=args.smoke_test)
         out = Path(args.out or cfg.export.out or cfg.run_dir / "export")
         export(cfg, args.top or cfg.export.top, out)
-    except StudyError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

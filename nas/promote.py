@@ -18,7 +18,8 @@ from pathlib import Path
 import blocks
 
 from .export import best_points, load_existing_study
-from .study import PromotionStage, StudyConfig, StudyError, add_common_flags, apply_overrides, load_study
+from .study import (PromotionStage, StudyConfig, StudyError, add_common_flags, apply_overrides,
+                    load_study, run_command)
 
 
 def _merge(model, over: dict):
@@ -113,19 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, help="how many (default: the stage's top)")
     ap.add_argument("--data-root", help="data.root of the stage")
     args = ap.parse_args(argv)
-    try:
-        over = apply_overrides(args)
-        cfg = load_study(args.study, over, smoke=args.smoke_test)
+
+    def body() -> None:
+        cfg = load_study(args.study, apply_overrides(args), smoke=args.smoke_test)
         if args.data_root and args.stage in cfg.promotion:
             cfg.promotion[args.stage].data["root"] = args.data_root
         linked = promote(cfg, args.stage, args.top)
         for t in linked.get_trials(deepcopy=False):
             print(f"trial {t.user_attrs.get('source_trial')} repeat {t.user_attrs.get('repeat')}: "
                   f"val_acc {t.value:.4f} test_acc {t.user_attrs.get('test_acc')}")
-    except StudyError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

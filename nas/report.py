@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .study import StudyConfig, StudyError, add_common_flags, apply_overrides, load_study
+from .study import StudyConfig, StudyError, add_common_flags, apply_overrides, load_study, run_command
 
 FIGURES = ("ablation", "accuracy_energy", "accuracy_params", "firing_rates", "token_mixing",
            "learning_curves")
@@ -530,15 +530,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block", type=int, default=0, help="block of each stage whose token "
                                                          "mixing is drawn (0)")
     args = ap.parse_args(argv)
-    try:
+
+    def body() -> None:
         cfg = load_study(args.study, apply_overrides(args), smoke=args.smoke_test)
         if args.checkpoint and not Path(args.checkpoint).is_file():
             raise StudyError(f"--checkpoint: no such file: {args.checkpoint}")
         report(cfg, Path(args.out or cfg.run_dir / "report"), args.checkpoint, args.images, args.block)
-    except StudyError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,8 @@ import os
 import shutil
 import sys
 import time
-from pathlib import Path
 
-from .study import StudyConfig, StudyError, add_common_flags, apply_overrides, load_study
+from .study import StudyConfig, StudyError, add_common_flags, apply_overrides, load_study, run_command
 
 
 def make_sampler(cfg: StudyConfig):
@@ -182,15 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, help="trials at once")
     ap.add_argument("--fresh", action="store_true", help="delete the stored study and start over")
     args = ap.parse_args(argv)
-    from search_spaces import SpaceError
-
-    try:
-        cfg = load_study(args.study, apply_overrides(args), smoke=args.smoke_test)
-        run(cfg, fresh=args.fresh)
-    except (StudyError, SpaceError) as err:  # found before any trial runs
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: run(load_study(args.study, apply_overrides(args), smoke=args.smoke_test),
+                                   fresh=args.fresh))
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@ Command-line flags override fields (:func:`apply_overrides`).
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from blocks.config import read_mapping
+from blocks.config import format_errors, read_mapping
 
 from .data import DataConfig
 from .train import TrainConfig
@@ -151,17 +152,6 @@ class StudyConfig(_Strict):
         return self.storage or f"sqlite:///{self.run_dir / 'optuna.db'}"
 
 
-def _format(err: ValidationError, source: str) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field"
-        lines.append(f"{source}: {loc + ': ' if loc else ''}{msg}")
-    return "\n".join(lines)
-
-
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -192,7 +182,7 @@ def load_study(path: str | Path, overrides: dict | None = None, smoke: bool = Fa
     try:
         study = StudyConfig.model_validate({**data, "source": str(p)})
     except ValidationError as err:
-        raise StudyError(_format(err, str(p))) from None
+        raise StudyError(format_errors(err, str(p), StudyConfig)) from None
     for field in ("space", "base"):  # paths in a study are relative to its file
         ref = getattr(study, field)
         if ref and Path(ref).suffix and not Path(ref).is_absolute():
@@ -223,3 +213,16 @@ def add_common_flags(ap) -> None:
     ap.add_argument("study", help="study YAML file (or the name of one in studies/)")
     ap.add_argument("--storage", help="Optuna storage URL (default: sqlite in runs/<study>/)")
     ap.add_argument("--smoke-test", action="store_true", help="apply the study's smoke settings")
+
+
+def run_command(body: Callable[[], object]) -> int:
+    """Exit code of a study command: 0, or 2 with one ``error: ...`` line (never a
+    traceback) when the study, its space or a flag is wrong."""
+    from search_spaces import SpaceError
+
+    try:
+        body()
+    except (StudyError, SpaceError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
