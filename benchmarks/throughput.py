@@ -9,25 +9,12 @@ random images after warm-up steps, and prints one row per backend.
 from __future__ import annotations
 
 import argparse
-import time
+import itertools
 
 import torch
 
 import blocks
-
-
-def with_backend(cfg: blocks.ArchConfig, backend: str) -> blocks.ArchConfig:
-    data = cfg.model_dump(mode="json")
-    data["neuron"]["backend"] = backend
-    for st in data["stages"]:
-        if st.get("neuron"):
-            st["neuron"]["backend"] = backend
-    return blocks.load_config(data)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from timing import device_name, items_per_second, sgd_step
 
 
 def measure(cfg, device, batch, steps, warmup, amp) -> float:
@@ -35,18 +22,9 @@ def measure(cfg, device, batch, steps, warmup, amp) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size, device=device)
     y = torch.randint(0, cfg.num_classes, (batch,), device=device)
-    for i in range(warmup + steps):
-        if i == warmup:
-            sync(device)
-            start = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16,
-                            enabled=amp):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    sync(device)
-    return batch * steps / (time.perf_counter() - start)
+    amp_dtype = (torch.bfloat16 if device.type == "cpu" else torch.float16) if amp else None
+    step = sgd_step(model, opt, itertools.repeat((x, y)), device, amp_dtype)
+    return items_per_second(step, batch, steps, warmup, device)
 
 
 def main() -> None:
@@ -55,7 +33,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--T", type=int, default=4)
     ap.add_argument("--image-size", type=int, default=None)
-    ap.add_argument("--backends", default="torch,spikingjelly,cupy")
+    ap.add_argument("--backends", default="torch,spikingjelly,cupy,triton")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
@@ -65,13 +43,13 @@ def main() -> None:
     over = {"T": args.T} | ({"image_size": args.image_size} if args.image_size else {})
     cfg = blocks.load_config(args.arch, **over)
     params = blocks.count_parameters(blocks.build(cfg)) / 1e6
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU x{torch.get_num_threads()} threads"
+    name = device_name(device)
     print(f"{cfg.name}: {params:.2f}M params, T={cfg.T}, {cfg.image_size}x{cfg.image_size}, "
           f"batch {args.batch_size}, {'AMP' if args.amp else 'fp32'}, {name}")
     print(f"{'backend':<14}{'images/s':>12}{'ms/step':>10}")
     for backend in args.backends.split(","):
         try:
-            ips = measure(with_backend(cfg, backend), device, args.batch_size, args.steps,
+            ips = measure(blocks.with_neuron_backend(cfg, backend), device, args.batch_size, args.steps,
                           args.warmup, args.amp)
             print(f"{backend:<14}{ips:>12.1f}{1000 * args.batch_size / ips:>10.1f}")
         except RuntimeError as err:

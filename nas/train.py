@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
+from blocks.neurons import BACKENDS, CUDA_BACKENDS
+
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .data import SOURCES, Data, DataConfig, DataError, load_data
 
@@ -357,6 +359,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", choices=("none", "simple", "strong"), default="simple")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--neuron-backend", choices=BACKENDS,
+                   help="compute every spiking neuron with this backend (default: the architecture's)")
     p.add_argument("--max-steps-per-epoch", type=int)
     p.add_argument("--out", help="checkpoint directory (default runs/train/<arch>-<data>-<time>); "
                                  "an existing last.pt there is resumed")
@@ -393,9 +397,14 @@ def _configs(args: argparse.Namespace):
     except ValidationError as err:
         raise _UsageError("", _validation_message(err)) from None
     try:
-        resolve_device(cfg.device)
+        device = resolve_device(cfg.device)
     except ValueError as err:
         raise _UsageError("--device", str(err)) from None
+    if args.neuron_backend is not None:
+        if args.neuron_backend in CUDA_BACKENDS and device.type != "cuda":
+            raise _UsageError("--neuron-backend", f"{args.neuron_backend!r} runs on CUDA only; allowed on "
+                                                  f"{device.type}: {', '.join(b for b in BACKENDS if b not in CUDA_BACKENDS)}")
+        arch = blocks.with_neuron_backend(arch, args.neuron_backend)
     return arch, data, cfg
 
 

@@ -143,6 +143,8 @@ def _cli(*args, cwd=REPO):
     (["--arch", "tiny", "--data", "npz", "--data-root", "/no/such/file.npz"], "--data-root", ["not found"]),
     (["--arch", "tiny", "--data", "cifar10", "--data-root", "{tmp}"], "--data-root", ["internet", "npz"]),
     (["--arch", "tiny", "--data", "digits", "--batch-size", "0"], "--batch-size", ["greater than"]),
+    (["--arch", "tiny", "--data", "digits", "--device", "cpu", "--neuron-backend", "triton"],
+     "--neuron-backend", ["CUDA only", "allowed on cpu: torch, spikingjelly"]),
 ])
 def test_cli_bad_input_exits_2_with_one_message(tmp_path, args, flag, words):
     proc = _cli(*[a.format(tmp=tmp_path) for a in args], "--out", str(tmp_path / "run"))
@@ -155,7 +157,8 @@ def test_cli_bad_input_exits_2_with_one_message(tmp_path, args, flag, words):
 
 def test_cli_smoke_run_prints_one_json_line(tmp_path):
     proc = _cli("--arch", "tiny", "--data", "synthetic", "--epochs", "1", "--max-steps-per-epoch", "2",
-                "--device", "cpu", "--T", "1", "--out", str(tmp_path), "--no-progress")
+                "--device", "cpu", "--T", "1", "--neuron-backend", "spikingjelly", "--out", str(tmp_path),
+                "--no-progress")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -163,6 +166,7 @@ def test_cli_smoke_run_prints_one_json_line(tmp_path):
     assert summary["epochs"] == 1 and summary["arch"] == "tiny" and 0 <= summary["test_acc"] <= 1
     _, info = load_checkpoint(tmp_path / "last.pt")
     assert info["arch"]["T"] == 1  # --T overrides the preset's T=2
+    assert info["arch"]["neuron"]["backend"] == "spikingjelly"  # and --neuron-backend its backend
 
 
 @pytest.mark.skipif(not SAMPLE.is_file(), reason=f"shared CIFAR-10 sample absent: {SAMPLE}")

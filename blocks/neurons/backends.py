@@ -1,6 +1,7 @@
 """Backend dispatch for spiking neurons: ``torch`` (our reference, any device),
 ``spikingjelly`` (spikingjelly 2.0's multi-step kernels: torch on CPU, CUDA/Triton on a
-GPU) and ``cupy`` (our fused CUDA kernel, :mod:`blocks.neurons.cupy_lif`)."""
+GPU), ``cupy`` (our fused CUDA kernel, :mod:`blocks.neurons.cupy_lif`) and ``triton``
+(our fused Triton kernel, :mod:`blocks.neurons.triton_lif`)."""
 from __future__ import annotations
 
 import torch
@@ -23,6 +24,10 @@ def run(n: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
         from .cupy_lif import cupy_multistep
 
         return cupy_multistep(x, leak=n.leak(), decay_input=n.decay_input, **_params(n))
+    if n.backend == "triton":
+        from .triton_lif import triton_multistep
+
+        return triton_multistep(x, leak=n.leak(), decay_input=n.decay_input, **_params(n))
     raise ValueError(f"backend: unknown {n.backend!r}")
 
 

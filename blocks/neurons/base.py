@@ -24,7 +24,8 @@ from torch import nn
 
 from .surrogate import DEFAULT_ALPHA, SURROGATES
 
-BACKENDS = ("torch", "spikingjelly", "cupy")
+BACKENDS = ("torch", "spikingjelly", "cupy", "triton")
+CUDA_BACKENDS = ("cupy", "triton")  # our fused kernels: CUDA tensors only
 
 
 class SpikingNeuron(nn.Module):

@@ -1,7 +1,7 @@
 """Surrogate gradients for the Heaviside spike function.
 
 Forward: ``spike = (x >= 0)`` with ``x = h - V_th``. Backward: the derivative of a smooth
-stand-in, named here and shared by every backend (torch, spikingjelly, cupy).
+stand-in, named here and shared by every backend (torch, spikingjelly, cupy, triton).
 """
 from __future__ import annotations
 

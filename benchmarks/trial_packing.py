@@ -1,0 +1,97 @@
+"""Throughput of a whole search: several trials sharing one GPU against one trial alone.
+
+    python benchmarks/trial_packing.py                         # CUDA: 1, 2, 4, 8 trials per GPU
+    python benchmarks/trial_packing.py --device cpu --arch tiny --packings 1,2 --steps 5
+
+Starts a local Ray and runs K concurrent Ray tasks, each holding 1/K of the GPU (Ray's
+fractional ``num_gpus``, exactly what a study's ``resources: {gpu: 1/K}`` asks for), each
+training its own model for the same number of SGD steps on device-resident data. The
+table gives the total images/s across the K trials, the per-trial images/s and the ratio
+to one trial alone; the best total is the packing to use for models of that size.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import ray
+import torch
+
+import blocks
+from timing import device_name
+
+
+def train_steps(arch: str, T: int, backend: str, batch: int, steps: int, warmup: int,
+                device: str, start_at: float) -> tuple[float, float, float]:
+    """One trial's SGD steps; returns (start, end, images) of the timed part."""
+    import torch.nn.functional as F
+
+    from nas.data import TensorLoader
+
+    dev = torch.device(device)
+    cfg = blocks.with_neuron_backend(blocks.load_config(arch, T=T), backend)
+    model = blocks.build(cfg).to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randint(0, 256, (batch * 8, cfg.in_channels, cfg.image_size, cfg.image_size),
+                      dtype=torch.uint8, device=dev)
+    y = torch.randint(0, cfg.num_classes, (len(x),), device=dev)
+    loader = TensorLoader(x, y, batch_size=batch, mean=(128.0,) * 3, std=(64.0,) * 3,
+                          num_classes=cfg.num_classes, train=True, augment="simple")
+
+    def stream():
+        while True:
+            yield from loader
+
+    batches = stream()
+    for i in range(warmup + steps):
+        if i == warmup:  # every trial starts timing together, after its own warm-up
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            time.sleep(max(0.0, start_at - time.time()))
+            start = time.time()
+        xb, yb = next(batches)
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return start, time.time(), float(batch * steps)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--arch", default="cifar_ablation_c60")
+    ap.add_argument("--T", type=int, default=4)
+    ap.add_argument("--backend", default=None, help="neuron backend (default: triton on CUDA, torch on CPU)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--packings", default="1,2,4,8", help="trials per device to try")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--settle", type=float, default=60.0,
+                    help="seconds allowed for every trial to build and warm up before timing")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    backend = args.backend or ("triton" if device.type == "cuda" else "torch")
+    cpus = max(1, (torch.get_num_threads() if device.type == "cpu" else 1))
+    ray.init(num_cpus=max(8, cpus), include_dashboard=False, log_to_driver=False)
+    print(f"{args.arch}, T={args.T}, batch {args.batch_size}, backend {backend}, {device_name(device)}")
+    print(f"{'trials':>7}{'total images/s':>16}{'per trial':>11}{'vs 1 trial':>12}")
+    alone = None
+    for k in (int(p) for p in args.packings.split(",")):
+        res = {"num_gpus": 1.0 / k} if device.type == "cuda" else {"num_cpus": cpus / k}
+        task = ray.remote(**res)(train_steps)
+        start_at = time.time() + args.settle
+        runs = ray.get([task.remote(args.arch, args.T, backend, args.batch_size, args.steps,
+                                    args.warmup, args.device, start_at) for _ in range(k)])
+        span = max(e for _, e, _ in runs) - min(s for s, _, _ in runs)
+        total = sum(n for _, _, n in runs) / span
+        alone = alone or (total if k == 1 else None)
+        ratio = f"{total / alone:>11.2f}x" if alone else f"{'':>12}"
+        print(f"{k:>7}{total:>16.1f}{total / k:>11.1f}{ratio}")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

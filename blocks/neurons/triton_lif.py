@@ -1,0 +1,88 @@
+"""Our fused multi-step LIF kernel (forward and backward) in Triton: the ``triton`` backend.
+
+One program owns ``BLOCK`` neurons and walks their T time steps in registers, so a layer
+costs one kernel per direction and moves only the bytes it must (per neuron and step):
+
+* forward: read ``x`` (its dtype), write the spikes (the same dtype) and ``h`` (fp32, the
+  membrane before firing, kept for the backward pass);
+* backward: read the spike gradient (its dtype) and ``h`` (``h_{t-1}`` is the value read
+  one step later, so it is read once), write the input gradient (the input's dtype); a
+  learnable leak (PLIF) also reads ``x`` and adds one atomic per program.
+
+fp32 or bf16/fp16 inputs; the membrane arithmetic is fp32 in the order of
+:func:`blocks.neurons.lif.reference_multistep`, without fused multiply-adds, so the spikes
+are bit-identical to the reference. CUDA tensors compile for the GPU; CPU tensors run in
+Triton's interpreter when the process starts with ``TRITON_INTERPRET=1`` (slow: tests
+only), and otherwise fail with a message that names the ``backend`` field.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+_SURROGATE_ID = {"sigmoid": 0, "atan": 1, "triangle": 2}
+BLOCK = 256
+
+
+def _require(x: torch.Tensor):
+    try:
+        import triton
+    except ImportError as err:
+        raise RuntimeError("backend 'triton' needs Triton (it ships with CUDA builds of torch); "
+                           "allowed without it: 'torch', 'spikingjelly'") from err
+    if not x.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+        raise RuntimeError(f"backend 'triton' runs on CUDA tensors (this input is on {x.device}); "
+                           "allowed on CPU: 'torch', 'spikingjelly' (or start the process with "
+                           "TRITON_INTERPRET=1 to interpret the kernel, for tests)")
+    return triton
+
+
+def _grid(n: int):
+    return ((n + BLOCK - 1) // BLOCK,)
+
+
+class _TritonLIF(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, leak, decay_input, vth, v_reset, detach_reset, surrogate, alpha):
+        x = x.contiguous()
+        T, n = x.shape[0], x[0].numel()
+        spikes = torch.empty_like(x)
+        h_seq = torch.empty(x.shape, device=x.device, dtype=torch.float32)
+        from .triton_kernels import lif_forward
+
+        lif_forward[_grid(n)](x, spikes, h_seq, leak, n, vth, v_reset or 0.0, T=T,
+                              DECAY_INPUT=decay_input, HARD=v_reset is not None,
+                              BLOCK=BLOCK, enable_fp_fusion=False)
+        leak_grad = ctx.needs_input_grad[1]
+        ctx.save_for_backward(h_seq, leak, x if leak_grad else None)
+        ctx.cfg = (decay_input, vth, v_reset, detach_reset, surrogate, alpha)
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_s):
+        h_seq, leak, x = ctx.saved_tensors
+        decay_input, vth, v_reset, detach_reset, surrogate, alpha = ctx.cfg
+        grad_s = grad_s.contiguous()
+        T, n = h_seq.shape[0], h_seq[0].numel()
+        grad_x = torch.empty_like(grad_s)
+        grad_leak = torch.zeros(1, device=h_seq.device, dtype=torch.float32)
+        leak_grad = x is not None
+        from .triton_kernels import lif_backward
+
+        lif_backward[_grid(n)](grad_s, h_seq, x if leak_grad else h_seq, grad_x, grad_leak, leak,
+                               n, vth, v_reset or 0.0, alpha, T=T, DECAY_INPUT=decay_input,
+                               HARD=v_reset is not None, DETACH=detach_reset,
+                               KIND=_SURROGATE_ID[surrogate], LEAK_GRAD=leak_grad,
+                               BLOCK=BLOCK, enable_fp_fusion=False)
+        return (grad_x, grad_leak.reshape(leak.shape) if leak_grad else None,
+                None, None, None, None, None, None)
+
+
+def triton_multistep(x, *, leak, decay_input, v_threshold, v_reset, detach_reset, surrogate, alpha):
+    """The dynamics of :mod:`blocks.neurons.base` in one fused Triton kernel per direction."""
+    _require(x)
+    leak_t = leak if isinstance(leak, torch.Tensor) else torch.tensor(float(leak))
+    leak_t = leak_t.reshape(1).to(device=x.device, dtype=torch.float32)
+    return _TritonLIF.apply(x, leak_t, bool(decay_input), float(v_threshold), v_reset,
+                            bool(detach_reset), surrogate, float(alpha))
