@@ -25,9 +25,9 @@ _SURROGATE_ID = {"sigmoid": 0, "atan": 1, "triangle": 2}
 BLOCK = 256
 
 
-def _require(x: torch.Tensor):
+def _require(x: torch.Tensor) -> None:
     try:
-        import triton
+        import triton  # noqa: F401
     except ImportError as err:
         raise RuntimeError("backend 'triton' needs Triton (it ships with CUDA builds of torch); "
                            "allowed without it: 'torch', 'spikingjelly'") from err
@@ -35,7 +35,6 @@ def _require(x: torch.Tensor):
         raise RuntimeError(f"backend 'triton' runs on CUDA tensors (this input is on {x.device}); "
                            "allowed on CPU: 'torch', 'spikingjelly' (or start the process with "
                            "TRITON_INTERPRET=1 to interpret the kernel, for tests)")
-    return triton
 
 
 def _grid(n: int):
