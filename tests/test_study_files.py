@@ -36,7 +36,8 @@ def changed(**changes):
 
 
 CASES = [
-    (changed(epochs=3), r"epochs: unknown field"),
+    (changed(epochs=3), r"epochs: unknown field; allowed: name, space, base, arch, data, train, fidelity, "),
+    (changed(**{"fidelity.epochs_per_rung": 2}), r"fidelity.epochs_per_rung: unknown field; allowed: max_epochs, "),
     (changed(space="no_such_space"), r"unknown search space 'no_such_space'; shipped: full, mixer"),
     (changed(**{"sampler.name": "bayes"}), r"sampler.name: Input should be 'tpe', 'nsga2', 'gp', 'cmaes', 'random' or 'grid'"),
     (changed(scheduler="median"), r"scheduler: Input should be 'asha', 'hyperband' or 'none'"),
