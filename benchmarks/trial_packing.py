@@ -12,7 +12,10 @@ to one trial alone; the best total is the packing to use for models of that size
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import time
+from pathlib import Path
 
 import ray
 import torch
@@ -23,10 +26,9 @@ from timing import device_name
 
 def train_steps(arch: str, T: int, backend: str, batch: int, steps: int, warmup: int,
                 device: str, start_at: float) -> tuple[float, float, float]:
-    """One trial's SGD steps; returns (start, end, images) of the timed part."""
-    import torch.nn.functional as F
-
+    """One trial's SGD steps (in a Ray worker); returns (start, end, images) of the timed part."""
     from nas.data import TensorLoader
+    from timing import sgd_step, sync
 
     dev = torch.device(device)
     cfg = blocks.with_neuron_backend(blocks.load_config(arch, T=T), backend)
@@ -37,25 +39,15 @@ def train_steps(arch: str, T: int, backend: str, batch: int, steps: int, warmup:
     y = torch.randint(0, cfg.num_classes, (len(x),), device=dev)
     loader = TensorLoader(x, y, batch_size=batch, mean=(128.0,) * 3, std=(64.0,) * 3,
                           num_classes=cfg.num_classes, train=True, augment="simple")
-
-    def stream():
-        while True:
-            yield from loader
-
-    batches = stream()
-    for i in range(warmup + steps):
-        if i == warmup:  # every trial starts timing together, after its own warm-up
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            time.sleep(max(0.0, start_at - time.time()))
-            start = time.time()
-        xb, yb = next(batches)
-        loss = F.cross_entropy(model(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+    step = sgd_step(model, opt, itertools.chain.from_iterable(itertools.repeat(loader)), dev)
+    for _ in range(warmup):
+        step()
+    sync(dev)
+    time.sleep(max(0.0, start_at - time.time()))  # every trial starts timing together
+    start = time.time()
+    for _ in range(steps):
+        step()
+    sync(dev)
     return start, time.time(), float(batch * steps)
 
 
@@ -75,7 +67,10 @@ def main() -> None:
     device = torch.device(args.device)
     backend = args.backend or ("triton" if device.type == "cuda" else "torch")
     cpus = max(1, (torch.get_num_threads() if device.type == "cpu" else 1))
-    ray.init(num_cpus=max(8, cpus), include_dashboard=False, log_to_driver=False)
+    here = Path(__file__).resolve().parent  # workers import blocks, nas and timing like this script
+    path = os.pathsep.join([str(here), str(here.parent), os.environ.get("PYTHONPATH", "")])
+    ray.init(num_cpus=max(8, cpus), include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
     print(f"{args.arch}, T={args.T}, batch {args.batch_size}, backend {backend}, {device_name(device)}")
     print(f"{'trials':>7}{'total images/s':>16}{'per trial':>11}{'vs 1 trial':>12}")
     alone = None

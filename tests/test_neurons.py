@@ -1,4 +1,6 @@
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -6,6 +8,9 @@ import torch
 import blocks
 from blocks.fp_lif import fp_lif
 from blocks.neurons import IF, LIF, PLIF, surrogate_grad
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/neuron_checks.py
+from neuron_checks import assert_same_dynamics  # noqa: E402
 
 
 def test_lif_matches_hand_computed_sequence():
@@ -42,21 +47,8 @@ def test_surrogate_gradients(name, alpha, x, expected):
 @pytest.mark.parametrize("v_reset", [0.0, None])
 def test_torch_and_spikingjelly_backends_agree(cls, surrogate, v_reset):
     torch.manual_seed(1)
-    x = torch.randn(6, 4, 257) * 1.5
-    kw = dict(surrogate=surrogate, v_reset=v_reset)
-    ref, sj = cls(**kw), cls(backend="spikingjelly", **kw)
-    if cls is PLIF:
-        sj.load_state_dict(ref.state_dict())
-    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-    sa, sb = ref(xa), sj(xb)
-    assert torch.equal(sa, sb)
-    assert 0.02 < sa.mean() < 0.8
-    g = torch.randn_like(sa)
-    sa.backward(g)
-    sb.backward(g)
-    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-5, atol=1e-7)
-    if cls is PLIF:
-        torch.testing.assert_close(ref.w.grad, sj.w.grad, rtol=1e-5, atol=1e-6)
+    assert_same_dynamics(cls, "spikingjelly", torch.randn(6, 4, 257) * 1.5,
+                         surrogate=surrogate, v_reset=v_reset)
 
 
 def test_plif_learns_its_time_constant():

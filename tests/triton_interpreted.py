@@ -1,21 +1,19 @@
 """The ``triton`` backend against the reference, run by tests/test_triton_lif.py in a child
 pytest started with TRITON_INTERPRET=1 (not collected on its own: no ``test_`` prefix)."""
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from blocks.neurons import IF, LIF, PLIF
 
+sys.path.insert(0, str(Path(__file__).parent))  # tests/neuron_checks.py
+from neuron_checks import assert_same_dynamics  # noqa: E402
+
 if os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("needs TRITON_INTERPRET=1 before Triton is imported", allow_module_level=True)
-
-
-def _pair(cls, **kw):
-    ref, fast = cls(**kw), cls(backend="triton", **kw)
-    if cls is PLIF:
-        fast.load_state_dict(ref.state_dict())
-    return ref, fast
 
 
 @pytest.mark.parametrize("cls", [LIF, PLIF, IF])
@@ -25,28 +23,18 @@ def _pair(cls, **kw):
 ])
 def test_triton_matches_reference(cls, surrogate, v_reset, detach_reset, decay_input):
     torch.manual_seed(2)
-    x = torch.randn(5, 3, 301) * 1.5  # 903 neurons: the last program is partly masked
     kw = dict(surrogate=surrogate, v_reset=v_reset, detach_reset=detach_reset)
     if cls is not IF:
         kw["decay_input"] = decay_input
-    ref, fast = _pair(cls, **kw)
-    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-    sa, sb = ref(xa), fast(xb)
-    assert torch.equal(sa, sb)
-    assert 0.02 < sa.mean() < 0.8
-    g = torch.randn_like(sa)
-    sa.backward(g)
-    sb.backward(g)
-    torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-5, atol=1e-7)
-    if cls is PLIF:
-        torch.testing.assert_close(fast.w.grad, ref.w.grad, rtol=1e-5, atol=1e-6)
+    # 903 neurons: the last program is partly masked
+    assert_same_dynamics(cls, "triton", torch.randn(5, 3, 301) * 1.5, **kw)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_triton_half_inputs_keep_fp32_membrane(dtype):
     torch.manual_seed(3)
     x = (torch.randn(4, 2, 500) * 1.5).to(dtype)
-    ref, fast = _pair(LIF)
+    ref, fast = LIF(), LIF(backend="triton")
     xa, xb = x.float().requires_grad_(), x.clone().requires_grad_()
     sa, sb = ref(xa), fast(xb)
     assert sb.dtype == dtype and torch.equal(sa, sb.float())  # same spikes as fp32 maths
@@ -55,3 +43,9 @@ def test_triton_half_inputs_keep_fp32_membrane(dtype):
     sb.backward(g)
     assert xb.grad.dtype == dtype  # fp32 maths, rounded once to the input's dtype
     torch.testing.assert_close(xb.grad.float(), xa.grad.to(dtype).float(), rtol=8e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("tau", [3.0, 1.7])
+def test_triton_fixed_leak_passed_by_value_matches(tau):
+    torch.manual_seed(4)
+    assert_same_dynamics(LIF, "triton", torch.randn(6, 1000) * 1.5, tau=tau)

@@ -21,13 +21,30 @@ def surrogate_grad(u, alpha, KIND: tl.constexpr):
 
 
 @triton.jit
-def lif_forward(x_ptr, s_ptr, h_ptr, leak_ptr, N, vth, v_reset,
-                T: tl.constexpr, DECAY_INPUT: tl.constexpr, HARD: tl.constexpr,
-                BLOCK: tl.constexpr):
+def program_neurons(N, BLOCK: tl.constexpr):
+    """This program's neuron offsets, their mask, and one time step's stride (int64:
+    T x N may pass 2**31)."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
-    row = tl.zeros([BLOCK], dtype=tl.int64) + N  # one time step; T x N may pass 2**31
-    k = tl.load(leak_ptr)
+    row = tl.zeros([BLOCK], dtype=tl.int64) + N
+    return offs, offs < N, row
+
+
+@triton.jit
+def leak_value(leak_ptr, leak, LEAK_IN_MEMORY: tl.constexpr):
+    """A learned leak (PLIF) is read from the device; a fixed one comes as an argument."""
+    if LEAK_IN_MEMORY:
+        k = tl.load(leak_ptr)
+    else:
+        k = leak
+    return k
+
+
+@triton.jit
+def lif_forward(x_ptr, s_ptr, h_ptr, leak_ptr, leak, N, vth, v_reset,
+                T: tl.constexpr, DECAY_INPUT: tl.constexpr, HARD: tl.constexpr,
+                LEAK_IN_MEMORY: tl.constexpr, BLOCK: tl.constexpr):
+    offs, mask, row = program_neurons(N, BLOCK)
+    k = leak_value(leak_ptr, leak, LEAK_IN_MEMORY)
     vr = v_reset if HARD else 0.0
     v = tl.zeros([BLOCK], dtype=tl.float32) + vr
     for t in tl.static_range(T):
@@ -46,14 +63,12 @@ def lif_forward(x_ptr, s_ptr, h_ptr, leak_ptr, N, vth, v_reset,
 
 
 @triton.jit
-def lif_backward(gs_ptr, h_ptr, x_ptr, gx_ptr, gleak_ptr, leak_ptr, N, vth, v_reset, alpha,
+def lif_backward(gs_ptr, h_ptr, x_ptr, gx_ptr, gleak_ptr, leak_ptr, leak, N, vth, v_reset, alpha,
                  T: tl.constexpr, DECAY_INPUT: tl.constexpr, HARD: tl.constexpr,
-                 DETACH: tl.constexpr, KIND: tl.constexpr, LEAK_GRAD: tl.constexpr,
-                 BLOCK: tl.constexpr):
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
-    row = tl.zeros([BLOCK], dtype=tl.int64) + N  # one time step; T x N may pass 2**31
-    k = tl.load(leak_ptr)
+                 DETACH: tl.constexpr, KIND: tl.constexpr, LEAK_IN_MEMORY: tl.constexpr,
+                 LEAK_GRAD: tl.constexpr, BLOCK: tl.constexpr):
+    offs, mask, row = program_neurons(N, BLOCK)
+    k = leak_value(leak_ptr, leak, LEAK_IN_MEMORY)
     vr = v_reset if HARD else 0.0
     grad_v = tl.zeros([BLOCK], dtype=tl.float32)  # dL/dv_t from step t + 1
     gk = tl.zeros([BLOCK], dtype=tl.float32)

@@ -7,7 +7,8 @@ costs one kernel per direction and moves only the bytes it must (per neuron and 
   membrane before firing, kept for the backward pass);
 * backward: read the spike gradient (its dtype) and ``h`` (``h_{t-1}`` is the value read
   one step later, so it is read once), write the input gradient (the input's dtype); a
-  learnable leak (PLIF) also reads ``x`` and adds one atomic per program.
+  learnable leak (PLIF) also reads ``x`` and adds one atomic per program. A fixed leak is
+  passed by value (nothing is copied to the device per call); PLIF's is read on the device.
 
 fp32 or bf16/fp16 inputs; the membrane arithmetic is fp32 in the order of
 :func:`blocks.neurons.lif.reference_multistep`, without fused multiply-adds, so the spikes
@@ -42,46 +43,54 @@ def _grid(n: int):
 
 
 class _TritonLIF(torch.autograd.Function):
+    """``leak``: a float (fixed tau: passed to the kernel by value, no copy to the device)
+    or a one-element fp32 device tensor (PLIF: read by the kernel, and differentiated)."""
+
     @staticmethod
     def forward(ctx, x, leak, decay_input, vth, v_reset, detach_reset, surrogate, alpha):
         x = x.contiguous()
         T, n = x.shape[0], x[0].numel()
         spikes = torch.empty_like(x)
         h_seq = torch.empty(x.shape, device=x.device, dtype=torch.float32)
+        in_memory = isinstance(leak, torch.Tensor)
         from .triton_kernels import lif_forward
 
-        lif_forward[_grid(n)](x, spikes, h_seq, leak, n, vth, v_reset or 0.0, T=T,
-                              DECAY_INPUT=decay_input, HARD=v_reset is not None,
+        lif_forward[_grid(n)](x, spikes, h_seq, leak if in_memory else x, 0.0 if in_memory else leak,
+                              n, vth, v_reset or 0.0, T=T, DECAY_INPUT=decay_input,
+                              HARD=v_reset is not None, LEAK_IN_MEMORY=in_memory,
                               BLOCK=BLOCK, enable_fp_fusion=False)
         leak_grad = ctx.needs_input_grad[1]
-        ctx.save_for_backward(h_seq, leak, x if leak_grad else None)
-        ctx.cfg = (decay_input, vth, v_reset, detach_reset, surrogate, alpha)
+        ctx.save_for_backward(h_seq, leak if in_memory else None, x if leak_grad else None)
+        ctx.cfg = (None if in_memory else leak, decay_input, vth, v_reset, detach_reset, surrogate, alpha)
         return spikes
 
     @staticmethod
     def backward(ctx, grad_s):
-        h_seq, leak, x = ctx.saved_tensors
-        decay_input, vth, v_reset, detach_reset, surrogate, alpha = ctx.cfg
+        h_seq, leak_t, x = ctx.saved_tensors
+        leak, decay_input, vth, v_reset, detach_reset, surrogate, alpha = ctx.cfg
         grad_s = grad_s.contiguous()
         T, n = h_seq.shape[0], h_seq[0].numel()
         grad_x = torch.empty_like(grad_s)
-        grad_leak = torch.zeros(1, device=h_seq.device, dtype=torch.float32)
         leak_grad = x is not None
+        grad_leak = torch.zeros(1, device=h_seq.device, dtype=torch.float32) if leak_grad else h_seq
         from .triton_kernels import lif_backward
 
-        lif_backward[_grid(n)](grad_s, h_seq, x if leak_grad else h_seq, grad_x, grad_leak, leak,
-                               n, vth, v_reset or 0.0, alpha, T=T, DECAY_INPUT=decay_input,
+        lif_backward[_grid(n)](grad_s, h_seq, x if leak_grad else h_seq, grad_x, grad_leak,
+                               h_seq if leak_t is None else leak_t, leak or 0.0, n, vth,
+                               v_reset or 0.0, alpha, T=T, DECAY_INPUT=decay_input,
                                HARD=v_reset is not None, DETACH=detach_reset,
-                               KIND=_SURROGATE_ID[surrogate], LEAK_GRAD=leak_grad,
-                               BLOCK=BLOCK, enable_fp_fusion=False)
-        return (grad_x, grad_leak.reshape(leak.shape) if leak_grad else None,
+                               KIND=_SURROGATE_ID[surrogate], LEAK_IN_MEMORY=leak_t is not None,
+                               LEAK_GRAD=leak_grad, BLOCK=BLOCK, enable_fp_fusion=False)
+        return (grad_x, grad_leak.reshape(leak_t.shape) if leak_grad else None,
                 None, None, None, None, None, None)
 
 
 def triton_multistep(x, *, leak, decay_input, v_threshold, v_reset, detach_reset, surrogate, alpha):
     """The dynamics of :mod:`blocks.neurons.base` in one fused Triton kernel per direction."""
     _require(x)
-    leak_t = leak if isinstance(leak, torch.Tensor) else torch.tensor(float(leak))
-    leak_t = leak_t.reshape(1).to(device=x.device, dtype=torch.float32)
-    return _TritonLIF.apply(x, leak_t, bool(decay_input), float(v_threshold), v_reset,
+    if isinstance(leak, torch.Tensor):  # learned (PLIF): stays on the device
+        leak = leak.reshape(1).to(device=x.device, dtype=torch.float32)
+    else:
+        leak = float(leak)
+    return _TritonLIF.apply(x, leak, bool(decay_input), float(v_threshold), v_reset,
                             bool(detach_reset), surrogate, float(alpha))
