@@ -246,11 +246,23 @@ def load_config(x: "str | Path | ArchConfig | dict", **overrides: Any) -> ArchCo
             raise ConfigError(f"{path}: no such architecture file")
         source = str(path)
         data = read_mapping(path, "an architecture file", ConfigError)
+    data.pop(RECIPE_KEY, None)  # how it was trained: read by nas.train (read_recipe), not a block
     data.update(overrides)
     try:
         return ArchConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_errors(err, source)) from None
+
+
+RECIPE_KEY = "recipe"  # an exported architecture file's training settings (data, train)
+
+
+def read_recipe(path: "str | Path") -> dict[str, Any] | None:
+    """The ``recipe`` section of an architecture file (what it was trained with), if any."""
+    recipe = read_mapping(Path(path), "an architecture file", ConfigError).get(RECIPE_KEY)
+    if recipe is not None and not isinstance(recipe, dict):
+        raise ConfigError(f"{path}: {RECIPE_KEY}: must be a mapping (data, train)")
+    return recipe
 
 
 def with_neuron_backend(x: "str | Path | ArchConfig | dict", backend: str) -> ArchConfig:

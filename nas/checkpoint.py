@@ -33,6 +33,31 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     return torch.load(path, map_location=device, weights_only=True)
 
 
+def weights_mismatch(model: nn.Module, weights: dict[str, torch.Tensor], show: int = 4) -> str | None:
+    """Why ``weights`` do not fit ``model`` (missing, unexpected and differently shaped
+    entries, a few of each named), or None when they fit."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    shapes = [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in weights and tuple(weights[k].shape) != tuple(v.shape)]
+    parts = []
+    for what, names in (("differently shaped (checkpoint vs model)", shapes), ("missing", missing),
+                        ("unexpected", unexpected)):
+        if names:
+            more = f" and {len(names) - show} more" if len(names) > show else ""
+            parts.append(f"{len(names)} {what}: {', '.join(names[:show])}{more}")
+    return "; ".join(parts) or None
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """``model.load_state_dict(weights)``, or a ValueError naming what does not fit."""
+    why = weights_mismatch(model, weights)
+    if why:
+        raise ValueError(f"the weights do not fit the architecture: {why}")
+    model.load_state_dict(weights)
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """The model stored in ``path`` (rebuilt from its config, weights loaded, eval mode)
     and the rest of the checkpoint's metadata (configs, epoch, history ...)."""
@@ -40,6 +65,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 
     state = read_checkpoint(path, device)
     model = blocks.build(state["arch"])
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"])
     model.to(device).eval()
     return model, {k: v for k, v in state.items() if k not in RESUME_KEYS}

@@ -30,10 +30,10 @@ SOURCES = ("cifar10", "cifar100", "imagenet", "imagefolder", "npz", "digits", "s
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
 SMALL_IMAGE_MAX_SIDE = 64  # folder images up to this size are decoded once and cached
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-SHARED_DATA_HINT = (
-    "Offline, use `--data imagefolder --data-root DIR` after `tar -xJf "
-    "../shared/data/cifar10-train-jpeg.tar.xz -C DIR`, or `--data npz --data-root "
-    "../shared/data/cifar10-sample.npz`."
+OFFLINE_HINT = (
+    "Offline, point the study at data you have: `--data imagefolder --data-root DIR` (DIR/"
+    "train/<class>/*.png|jpg), or `--data npz --data-root FILE.npz` (x_train, y_train ...); "
+    "`--smoke-test` runs a study's tiny version on bundled data."
 )
 
 
@@ -107,15 +107,21 @@ def _cifar(cfg: DataConfig) -> _Arrays:
     cls = torchvision.datasets.CIFAR10 if cfg.name == "cifar10" else torchvision.datasets.CIFAR100
     root = Path(cfg.root or ".data").expanduser().resolve()
     folder = root / cls.base_folder
+    created = [p for p in (root, *root.parents) if not p.exists()]  # what a download makes
     try:
         train = cls(str(root), train=True, download=cfg.download)
         test = cls(str(root), train=False, download=cfg.download)
     except Exception as exc:  # RuntimeError when absent, URLError & co. when offline
+        for p in created:  # leave no empty folders behind (innermost first)
+            try:
+                p.rmdir()
+            except OSError:
+                break
         how = "downloading failed (it needs internet)" if cfg.download else (
             "pass --download to fetch it (needs internet)")
         raise DataNotFoundError(
             f"{cfg.name} not found in {folder} ({type(exc).__name__}: {exc}); {how}. "
-            + SHARED_DATA_HINT) from None
+            + OFFLINE_HINT) from None
     return _Arrays(train.data, np.asarray(train.targets), test.data, np.asarray(test.targets),
                    list(train.classes))
 

@@ -13,18 +13,18 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 import blocks
 
-from .study import StudyConfig, StudyError, add_common_flags, apply_overrides, load_study, run_command
+from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 
 def load_existing_study(cfg: StudyConfig):
     """The stored study of ``cfg``; a clear error if it was never run."""
     import optuna
 
-    from .storage import make_storage
-
-    storage = make_storage(cfg.storage_url)
+    storage = cfg.open_storage(create=False)
     try:
         return optuna.load_study(study_name=cfg.name, storage=storage)
     except KeyError:
@@ -54,8 +54,18 @@ def best_points(study, cfg: StudyConfig, top: int) -> list[dict]:
         trials = by_point[point]
         values = [sum(t.values[i] for t in trials) / len(trials) for i in range(len(cfg.objectives))]
         out.append({"rank": rank, "trial": trials[0].number, "point": json.loads(point),
-                    "values": values, "n": len(trials), "arch": trials[0].user_attrs["arch"]})
+                    "values": values, "n": len(trials), "arch": trials[0].user_attrs["arch"],
+                    "repeat": int(trials[0].user_attrs.get("repeat", 0))})
     return out
+
+
+def recipe(cfg: StudyConfig, trial: int, repeat: int = 0) -> dict:
+    """What a trial of the study was trained with, for ``nas.train --arch-config`` to repeat
+    it exactly (data settings such as image_size included)."""
+    train = cfg.train.model_dump(mode="json")
+    train.update(epochs=cfg.fidelity.max_epochs, max_steps_per_epoch=cfg.fidelity.max_steps_per_epoch,
+                 seed=cfg.train.seed + repeat)  # as nas.trainable seeds each repeat
+    return {"study": cfg.name, "trial": trial, "data": cfg.data.model_dump(mode="json"), "train": train}
 
 
 def export(cfg: StudyConfig, top: int, out: Path) -> list[Path]:
@@ -74,13 +84,16 @@ def export(cfg: StudyConfig, top: int, out: Path) -> list[Path]:
         path = out / f"rank{b['rank']:02d}_trial{b['trial']}.yaml"
         header = (f"# exported from study {cfg.name}, trial {b['trial']} (rank {b['rank']}): "
                   + ", ".join(f"{n}={v:.4g}" for n, v in zip(names, b["values"])) + "\n")
-        path.write_text(header + blocks.dump_config(arch))
+        path.write_text(header + blocks.dump_config(arch) + yaml.safe_dump(
+            {"recipe": recipe(cfg, b["trial"], b["repeat"])}, sort_keys=False))
         paths.append(path)
         vals = " | ".join(f"{v:.4g}" for v in b["values"])
         lines.append(f"| {b['rank']} | {path.name} | {b['trial']} | {b['n']} | {vals} | "
                      f"{', '.join(f'{k}={v}' for k, v in b['point'].items())} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    print(f"\nwrote {len(paths)} architecture file(s) and summary.md to {out}; train one again "
+          f"exactly with: python -m nas.train --arch-config {paths[0]}")
     return paths
 
 
@@ -92,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     def body() -> None:
-        cfg = load_study(args.study, apply_overrides(args), smoke=args.smoke_test)
+        cfg = load_study_from_args(args)
         out = Path(args.out or cfg.export.out or cfg.run_dir / "export")
         export(cfg, args.top or cfg.export.top, out)
 

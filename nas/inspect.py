@@ -131,17 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         meta = None
         over = {} if args.T is None else {"T": args.T}
         if args.checkpoint:
-            from .checkpoint import read_checkpoint
+            from .checkpoint import load_weights, read_checkpoint
 
             state = read_checkpoint(args.checkpoint)
             meta = {k: v for k, v in state.items() if k in ("data", "arch", "epoch", "best_val_acc")}
             source = args.arch_config or args.arch or state["arch"]
             model = blocks.build(source, **over)
             try:
-                model.load_state_dict(state["model"])
-            except RuntimeError as err:
-                raise ValueError(f"--checkpoint: its weights do not fit the architecture: "
-                                 f"{str(err).splitlines()[0]}") from None
+                load_weights(model, state["model"])
+            except ValueError as err:
+                raise ValueError(f"--checkpoint: {err}") from None
         else:
             model = blocks.build(args.arch_config or args.arch, **over)
         images, where, real = _images(args, model, meta)

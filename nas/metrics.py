@@ -337,3 +337,11 @@ def eval_batch(data, n: int = 64) -> torch.Tensor:
         if got:
             return torch.cat(got)[:n]
     raise ValueError("no images to measure metrics on: the data has no split with images")
+
+
+if __name__ == "__main__":  # these metrics' command line is nas.inspect
+    import sys
+
+    from .inspect import main
+
+    sys.exit(main())

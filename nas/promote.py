@@ -18,8 +18,8 @@ from pathlib import Path
 import blocks
 
 from .export import best_points, load_existing_study
-from .study import (PromotionStage, StudyConfig, StudyError, add_common_flags, apply_overrides,
-                    load_study, run_command)
+from .study import (PromotionStage, StudyConfig, StudyError, add_common_flags,
+                    load_study_from_args, run_command)
 
 
 def _merge(model, over: dict):
@@ -67,7 +67,6 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
 def promote(cfg: StudyConfig, stage_name: str, top: int | None = None):
     import optuna
 
-    from .storage import make_storage
     from .train import train
 
     if stage_name not in cfg.promotion:
@@ -79,7 +78,7 @@ def promote(cfg: StudyConfig, stage_name: str, top: int | None = None):
     if not best:
         raise StudyError(f"{cfg.source}: study {cfg.name!r} has no full-budget trial to promote")
     linked = optuna.create_study(study_name=f"{cfg.name}-{stage_name}", load_if_exists=True,
-                                 storage=make_storage(cfg.storage_url), direction="maximize")
+                                 storage=cfg.open_storage(), direction="maximize")
     linked.set_user_attr("promoted_from", cfg.name)
     done = {(t.user_attrs.get("source_trial"), t.user_attrs.get("repeat"))
             for t in linked.get_trials(deepcopy=False)}
@@ -107,22 +106,38 @@ def promote(cfg: StudyConfig, stage_name: str, top: int | None = None):
     return linked
 
 
+def print_promoted(linked, title: str) -> None:
+    """The linked study as a table: source trial, repeat, accuracies, epochs, time."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def pct(v) -> str:
+        return "–" if v is None else f"{100 * v:.2f}"
+
+    table = Table(title=title)
+    for col in ("source trial", "repeat", "val acc %", "best val %", "test acc %", "epochs", "wall"):
+        table.add_column(col, justify="right")
+    for t in linked.get_trials(deepcopy=False):
+        a = t.user_attrs
+        table.add_row(str(a.get("source_trial")), str(a.get("repeat")), pct(t.value),
+                      pct(a.get("best_val_acc")), pct(a.get("test_acc")), str(a.get("epochs")),
+                      f"{a.get('wall_seconds') or 0:.0f} s")
+    Console(width=120).print(table)
+    print(f"results: the Optuna study {linked.study_name!r} in the same storage")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nas.promote", description=__doc__.split("\n")[0])
     add_common_flags(ap)
     ap.add_argument("--stage", required=True, help="a stage of the study's promotion section")
     ap.add_argument("--top", type=int, help="how many (default: the stage's top)")
-    ap.add_argument("--data-root", help="data.root of the stage")
     args = ap.parse_args(argv)
 
     def body() -> None:
-        cfg = load_study(args.study, apply_overrides(args), smoke=args.smoke_test)
+        cfg = load_study_from_args(args)
         if args.data_root and args.stage in cfg.promotion:
-            cfg.promotion[args.stage].data["root"] = args.data_root
-        linked = promote(cfg, args.stage, args.top)
-        for t in linked.get_trials(deepcopy=False):
-            print(f"trial {t.user_attrs.get('source_trial')} repeat {t.user_attrs.get('repeat')}: "
-                  f"val_acc {t.value:.4f} test_acc {t.user_attrs.get('test_acc')}")
+            cfg.promotion[args.stage].data["root"] = cfg.data.root  # --data-root: the stage's too
+        print_promoted(promote(cfg, args.stage, args.top), f"{cfg.name}: stage {args.stage}")
 
     return run_command(body)
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .study import StudyConfig, StudyError, add_common_flags, apply_overrides, load_study, run_command
+from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 FIGURES = ("ablation", "accuracy_energy", "accuracy_params", "firing_rates", "token_mixing",
            "learning_curves")
@@ -439,14 +439,6 @@ def summary_markdown(df: pd.DataFrame, cfg: StudyConfig, figures: dict[str, Any]
 # ------------------------------------------------------------------------------- main
 
 
-def _require_storage(cfg: StudyConfig) -> None:
-    url = cfg.storage_url
-    for prefix in ("sqlite:///", "journal://"):
-        if url.startswith(prefix) and not Path(url.removeprefix(prefix)).is_file():
-            raise StudyError(f"{cfg.source}: no storage at {url.removeprefix(prefix)}; run the "
-                             f"study first: python -m nas.run {cfg.source}")
-
-
 def _checkpoint_model(path: str, cfg: StudyConfig, images: int):
     """The checkpoint's model and its metrics on the first validation images of the data
     it was trained on (else the study's); metrics None with a note if no data loads."""
@@ -476,7 +468,6 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
     or the reason it was skipped}``."""
     from .export import load_existing_study
 
-    _require_storage(cfg)
     study = load_existing_study(cfg)
     out.mkdir(parents=True, exist_ok=True)
     df = trial_rows(study, cfg)
@@ -532,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     def body() -> None:
-        cfg = load_study(args.study, apply_overrides(args), smoke=args.smoke_test)
+        cfg = load_study_from_args(args)
         if args.checkpoint and not Path(args.checkpoint).is_file():
             raise StudyError(f"--checkpoint: no such file: {args.checkpoint}")
         report(cfg, Path(args.out or cfg.run_dir / "report"), args.checkpoint, args.images, args.block)

@@ -56,10 +56,12 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
     ranked = ranking(df, cfg)
     states = df["state"].value_counts().to_dict() if len(df) else {}
     interrupted = int(df["interrupted"].sum()) if len(df) else 0
-    table = Table(title=f"{cfg.name}: {len(ranked)} points at the full budget "
-                        f"({cfg.fidelity.max_epochs} epochs); trials "
-                        + ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
-                        + (f" (of which {interrupted} interrupted, re-queued)" if interrupted else ""))
+    epochs = cfg.fidelity.max_epochs
+    table = Table(title=f"{cfg.name}: ranking at the full budget ({epochs} epoch{'s' * (epochs > 1)})",
+                  caption=f"{len(ranked)} points; trials: "
+                  + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none")
+                  + (f" (of which {interrupted} interrupted, re-queued)" if interrupted else ""),
+                  title_justify="left", caption_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("point")
     table.add_column("n", justify="right")

@@ -12,8 +12,11 @@ import os
 import shutil
 import sys
 import time
+import warnings
 
-from .study import StudyConfig, StudyError, add_common_flags, apply_overrides, load_study, run_command
+from blocks.config import one_line
+
+from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 
 def make_sampler(cfg: StudyConfig):
@@ -51,15 +54,13 @@ def open_study(cfg: StudyConfig, fresh: bool = False):
     study whose directions differ (Optuna would load it silently)."""
     import optuna
 
-    from .storage import make_storage
-
-    storage = make_storage(cfg.storage_url)
+    storage = cfg.open_storage()
     if fresh:
         try:
             optuna.delete_study(study_name=cfg.name, storage=storage)
         except KeyError:
             pass
-        shutil.rmtree(cfg.run_dir / "ray", ignore_errors=True)
+        shutil.rmtree(cfg.run_dir / "ray", ignore_errors=True)  # name is never '.', '..' or a path
     study = optuna.create_study(study_name=cfg.name, storage=storage, load_if_exists=True,
                                 directions=cfg.directions)
     stored = [d.name.lower() for d in study.directions]
@@ -68,44 +69,106 @@ def open_study(cfg: StudyConfig, fresh: bool = False):
                          f"{cfg.storage_url} has directions {stored}, the file asks for "
                          f"{cfg.directions}; use --fresh to start over or another name")
     study.set_user_attr("study_config", cfg.model_dump(mode="json"))
+    with warnings.catch_warnings():  # experimental in Optuna, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([o.metric for o in cfg.objectives])  # the dashboard's labels
     return study, storage
 
 
 def _init_ray(cfg: StudyConfig) -> None:
+    """A local Ray for this run, or the cluster at ``ray_address``; one error line if it
+    cannot be reached."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
         return
-    if cfg.ray_address:
-        ray.init(address=cfg.ray_address, log_to_driver=False)
-    else:
-        os.environ.setdefault("RAY_TMPDIR", "/tmp/ray")
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                 log_to_driver=False)
+    try:
+        if cfg.ray_address:
+            _probe(cfg.ray_address)
+            ray.init(address=cfg.ray_address, log_to_driver=False)
+        else:
+            os.environ.setdefault("RAY_TMPDIR", "/tmp/ray")
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                     log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
+        where = f"the Ray cluster at {cfg.ray_address!r}" if cfg.ray_address else "a local Ray"
+        raise StudyError(f"ray_address: cannot start or reach {where}: {one_line(err)}"
+                         + ("; start one with `ray start --head`, or leave ray_address unset "
+                            "for a local Ray" if cfg.ray_address else "")) from None
 
 
-def _progress_callback(budget: int, done_before: int):
+def _probe(address: str, attempts: int = 3, timeout: float = 2.0) -> None:
+    """A ``host:port`` Ray address must accept a connection within a few seconds (Ray itself
+    would retry for minutes); ``auto`` is left to Ray."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    for attempt in range(attempts):
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout).close()
+            return
+        except OSError as err:
+            if attempt == attempts - 1:
+                raise ConnectionError(f"nothing answers at {host}:{port} ({err.strerror or err}) "
+                                      f"after {attempts} attempts") from None
+            time.sleep(1.0)
+
+
+def check_resources(cfg: StudyConfig) -> None:
+    """Fail before any trial when no node of the Ray cluster can hold one trial."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    need = {"CPU": cfg.resources.cpu, "GPU": cfg.resources.gpu}
+    if any(all(node.get(k, 0.0) >= v for k, v in need.items() if v > 0) for node in nodes):
+        return
+    biggest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
+    have = f"{biggest.get('CPU', 0):g} CPUs and {biggest.get('GPU', 0):g} GPUs"
+    raise StudyError(
+        f"{cfg.source}: resources: a trial asks {cfg.resources.cpu:g} CPUs and "
+        f"{cfg.resources.gpu:g} GPUs, but the largest node of the Ray cluster has {have}, so "
+        "no trial could start; to run here: --set resources.cpu=1 --set resources.gpu=0 "
+        "(and --concurrency N), or --smoke-test for the study's tiny version")
+
+
+def _progress_callback(cfg: StudyConfig, budget: int, done_before: int):
     from ray.tune import Callback
 
+    full = cfg.fidelity.max_epochs
+    metric = cfg.objectives[0].metric
+
     class Progress(Callback):
-        """One line per finished trial, with the study's count."""
+        """One line per finished trial, with the study's count and how it ended."""
 
         def __init__(self) -> None:
             self.done = done_before
 
-        def on_trial_complete(self, iteration, trials, trial, **info):
+        def _line(self, trial, what: str) -> None:
             self.done += 1
-            r = trial.last_result or {}
-            what = (f"error {r['error']}" if "error" in r else
-                    f"val_acc {r.get('val_acc', float('nan')):.4f} after {r.get('epoch', 0)} epochs")
             print(f"[{self.done}/{budget}] trial {trial.config.get('optuna_trial')} "
                   f"{trial.config.get('params')} repeat {trial.config.get('repeat')}: {what}",
                   flush=True)
 
-        on_trial_error = on_trial_complete
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            r = trial.last_result or {}
+            epoch = int(r.get("epoch", 0))
+            if "error" in r:
+                what = f"FAILED after {epoch} epoch(s): {r['error']}"
+            elif epoch < full:
+                what = f"pruned at epoch {epoch}/{full} ({metric} {r.get(metric, float('nan')):.4f})"
+            else:
+                what = f"{metric} {r.get(metric, float('nan')):.4f} (full budget, {full} epoch(s))"
+            self._line(trial, what)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            epoch = int((trial.last_result or {}).get("epoch", 0))
+            self._line(trial, f"FAILED: its worker died after {epoch} epoch(s) (see the Ray logs)")
 
     return Progress()
 
@@ -121,13 +184,28 @@ def _check_data(cfg: StudyConfig) -> None:
         raise StudyError(f"{cfg.source}: data: {err}") from None
 
 
-def run(cfg: StudyConfig, fresh: bool = False) -> "object":
+def _command(module: str, cfg: StudyConfig, smoke: bool) -> str:
+    flags = " --smoke-test" if smoke else ""
+    if cfg.storage:
+        flags += f" --storage {cfg.storage}"
+    return f"python -m {module} {cfg.source}{flags}"
+
+
+def print_next_steps(cfg: StudyConfig, smoke: bool) -> None:
+    print(f"\nThe study {cfg.name!r} lives in {cfg.storage_url}. Next:\n"
+          f"  optuna-dashboard {cfg.storage_url}      # watch or browse it\n"
+          f"  {_command('nas.export', cfg, smoke)}      # the best architectures as YAML\n"
+          f"  {_command('nas.report', cfg, smoke)}      # figures and summary.md\n"
+          f"  {_command('nas.run', cfg, smoke)} --fresh      # start it over", flush=True)
+
+
+def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     """Run (or continue) the study; returns the Optuna study."""
     from ray import tune
 
     from .results import print_ranking
-    from .searcher import StudySearcher, enqueue_grid, recover_interrupted
-    from .storage import counts_toward_budget
+    from .searcher import StudySearcher, enqueue_grid, recover_interrupted, retry_failed
+    from .storage import budget_used
     from .trainable import run_trial
 
     import optuna
@@ -144,14 +222,23 @@ def run(cfg: StudyConfig, fresh: bool = False) -> "object":
     recovered = recover_interrupted(study)
     if recovered:
         print(f"re-queued {recovered} trial(s) interrupted in an earlier run", flush=True)
+    retried, given_up = retry_failed(study, cfg.max_attempts)
+    if retried:
+        print(f"retrying {retried} failed trial(s) (at most {cfg.max_attempts} attempts each)",
+              flush=True)
     if cfg.sampler.name == "grid":
         enqueue_grid(study, points, cfg.repeats)
-    done = sum(counts_toward_budget(t, 1e18) for t in study.get_trials(deepcopy=False))
+    done = budget_used(study.get_trials(deepcopy=False))
     remaining = budget - done
     print(f"study {cfg.name}: {done}/{budget} trials in {cfg.storage_url}; "
           f"{max(remaining, 0)} to run", flush=True)
+    if given_up:
+        print(f"{given_up} trial(s) failed {cfg.max_attempts} time(s) and are not retried (their "
+              "errors are in the table below and in the dashboard); fix the cause and start over "
+              "with --fresh, or allow more with --set max_attempts=N", flush=True)
     if remaining > 0:
         _init_ray(cfg)
+        check_resources(cfg)
         searcher = StudySearcher(cfg, space, storage, make_sampler(cfg), budget)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, study=cfg.model_dump_json()),
@@ -164,25 +251,23 @@ def run(cfg: StudyConfig, fresh: bool = False) -> "object":
                                         reuse_actors=cfg.reuse_actors),
             run_config=tune.RunConfig(name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                       storage_path=str(cfg.run_dir / "ray"), verbose=0,
-                                      callbacks=[_progress_callback(budget, done)]),
+                                      callbacks=[_progress_callback(cfg, budget, done)]),
         )
-        tuner.fit()
+        try:
+            tuner.fit()
+        finally:
+            searcher.heartbeat.stop()
     print_ranking(study, cfg)
+    print_next_steps(cfg, smoke)
     return study
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nas.run", description=__doc__.split("\n")[0])
     add_common_flags(ap)
-    ap.add_argument("--trials", type=int, help="the study's total number of trials")
-    ap.add_argument("--epochs", type=int, help="fidelity.max_epochs")
-    ap.add_argument("--data-root", help="data.root")
-    ap.add_argument("--ray-address", help="'auto' or host:port of a running Ray cluster")
-    ap.add_argument("--concurrency", type=int, help="trials at once")
     ap.add_argument("--fresh", action="store_true", help="delete the stored study and start over")
     args = ap.parse_args(argv)
-    return run_command(lambda: run(load_study(args.study, apply_overrides(args), smoke=args.smoke_test),
-                                   fresh=args.fresh))
+    return run_command(lambda: run(load_study_from_args(args), fresh=args.fresh, smoke=args.smoke_test))
 
 
 if __name__ == "__main__":

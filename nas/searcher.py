@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import optuna
 from optuna.trial import TrialState
@@ -26,10 +25,8 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from .metrics import TRIAL_METRICS
-from .storage import counts_toward_budget, driver_id, is_stale
+from .storage import STALE_AFTER_S, Heartbeat, budget_used, drivers, is_stale, retried
 from .study import StudyConfig
-
-STALE_AFTER_S = 30 * 60  # a running trial silent this long (no epoch) is taken as dead
 
 
 def worst(direction: str) -> float:
@@ -43,11 +40,11 @@ class StudySearcher(OptunaSearch):
         modes = ["max" if d == "maximize" else "min" for d in study.directions]
         self._cfg, self._arch_space, self._budget = study, space, budget
         self._stale_after = stale_after
-        self._driver = driver_id()
         self._curves: dict[str, list[float]] = {}
         super().__init__(space=self._define, metric=metrics if len(metrics) > 1 else metrics[0],
                          mode=modes if len(modes) > 1 else modes[0], sampler=sampler,
                          study_name=study.name, storage=storage)
+        self.heartbeat = Heartbeat(storage, self._ot_study._study_id)
 
     def _define(self, trial) -> None:
         self._arch_space.define_by_run(trial)
@@ -58,16 +55,15 @@ class StudySearcher(OptunaSearch):
 
     def _budget_reached(self) -> bool:
         trials = self._ot_study.get_trials(deepcopy=False)
-        return sum(counts_toward_budget(t, self._stale_after) for t in trials) >= self._budget
+        registered = drivers(self._ot_study._storage, self._ot_study._study_id)
+        return budget_used(trials, self._stale_after, registered) >= self._budget
 
     def suggest(self, trial_id: str):
         if trial_id not in self._ot_trials and self._budget_reached():
             return Searcher.FINISHED
         params = super().suggest(trial_id)
         ot = self._ot_trials[trial_id]
-        storage, tid = self._ot_study._storage, ot._trial_id
-        storage.set_trial_system_attr(tid, "nas:driver", self._driver)
-        storage.set_trial_system_attr(tid, "nas:heartbeat", time.time())
+        self.heartbeat.claim(ot._trial_id)
         repeat = ot.user_attrs.get("repeat")
         if repeat is None:  # a freshly sampled point: queue its other repeats
             repeat = 0
@@ -88,7 +84,6 @@ class StudySearcher(OptunaSearch):
         curve.append(value)
         if not self._cfg.multi_objective and math.isfinite(value):  # NaN: measured at the end
             ot.report(value, epoch)
-        self._ot_study._storage.set_trial_system_attr(ot._trial_id, "nas:heartbeat", time.time())
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._ot_trials and trial_id not in self._completed_trials:
@@ -100,9 +95,11 @@ class StudySearcher(OptunaSearch):
             return
         self._completed_trials.add(trial_id)
         result = result or {}
+        self.heartbeat.release(ot._trial_id)
         if "epoch" in result:
             self._record(trial_id, result)
-        attrs = {"curve": self._curves.pop(trial_id, []), "epochs": int(result.get("epoch", 0))}
+        curve = self._curves.pop(trial_id, [])
+        attrs = {"curve": curve, "epochs": max(int(result.get("epoch", 0)), len(curve))}
         if "arch_json" in result:
             attrs["arch"] = json.loads(result["arch_json"])
         measured = () if "error" in result else ("val_acc", *TRIAL_METRICS)  # not the worst values
@@ -114,7 +111,9 @@ class StudySearcher(OptunaSearch):
         for k, v in attrs.items():
             ot.set_user_attr(k, v)
         if error or "error" in result:
-            ot.set_user_attr("error", result.get("error") or "the trial raised; see the Ray logs")
+            ot.set_user_attr("error", result.get("error") or (
+                "its worker process died (killed by the system, e.g. out of memory, or its "
+                f"node was lost) after {attrs['epochs']} epoch(s); see the Ray logs"))
             self._ot_study.tell(ot, state=TrialState.FAIL)
         elif attrs["epochs"] < self._cfg.fidelity.max_epochs:
             self._ot_study.tell(ot, state=TrialState.PRUNED)
@@ -127,16 +126,39 @@ def recover_interrupted(study: optuna.Study, stale_after: float = STALE_AFTER_S)
     """Trials left RUNNING by a driver that died: mark them FAIL (``interrupted``) and
     queue their points again, so that none is lost and none counts twice."""
     n = 0
+    registered = drivers(study._storage, study._study_id)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not is_stale(t, stale_after):
+        if not is_stale(t, stale_after, registered=registered):
             continue
         study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
         study._storage.set_trial_user_attr(t._trial_id, "error", "interrupted: its driver stopped")
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         if t.params:
-            study.enqueue_trial(t.params, user_attrs={"repeat": t.user_attrs.get("repeat", 0)})
+            study.enqueue_trial(t.params, user_attrs={"repeat": t.user_attrs.get("repeat", 0),
+                                                      "attempt": t.user_attrs.get("attempt", 1)})
         n += 1
     return n
+
+
+def retry_failed(study: optuna.Study, max_attempts: int) -> tuple[int, int]:
+    """Queue again every failed trial that has had fewer than ``max_attempts`` attempts
+    (the retry names it in ``retry_of``; the failed one then no longer counts toward the
+    budget). Returns (queued again, given up): failed trials out of attempts."""
+    trials = study.get_trials(deepcopy=False)
+    done = retried(trials)
+    queued = given_up = 0
+    for t in trials:
+        a = t.user_attrs
+        if t.state != TrialState.FAIL or a.get("interrupted") or t.number in done:
+            continue
+        attempt = int(a.get("attempt", 1))
+        if attempt >= max_attempts or not t.params:
+            given_up += 1
+            continue
+        study.enqueue_trial(t.params, user_attrs={"repeat": a.get("repeat", 0), "attempt": attempt + 1,
+                                                  "retry_of": t.number})
+        queued += 1
+    return queued, given_up
 
 
 def _key(params: dict, repeat: int) -> str:

@@ -8,37 +8,94 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
 import optuna
+
+from blocks.config import one_line
 from optuna.trial import FrozenTrial, TrialState
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
+class StorageError(ValueError):
+    """A storage that cannot be opened; ``str()`` is one line naming ``storage``."""
+
+
+def file_path(url: str) -> Path | None:
+    """The file of an SQLite or journal storage URL; None for a server."""
+    for scheme in ("sqlite:///", "journal://"):
+        if url.startswith(scheme):
+            rest = url.removeprefix(scheme)
+            return None if rest in ("", ":memory:") else Path(rest)
+    return None
+
+
+def make_storage(url: str, create_folder: bool = False, attempts: int = 3) -> optuna.storages.BaseStorage:
+    """The Optuna storage at ``url``. A file storage's folder must exist unless
+    ``create_folder`` (the study's own run folder); a server is tried ``attempts`` times,
+    a few seconds each. Every failure is one :class:`StorageError` line."""
+    path = file_path(url)
+    if path is not None:
+        if create_folder:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.parent.is_dir():
+            raise StorageError(f"storage: {url}: the folder {path.parent} does not exist "
+                               "(create it, or fix the path)")
     if url.startswith("journal://"):
         from optuna.storages.journal import JournalFileBackend
 
-        path = Path(url.removeprefix("journal://"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    kwargs = {}
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        kwargs = {"connect_args": {"timeout": 60}}
-    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        except OSError as err:
+            raise StorageError(f"storage: {url}: {err}") from None
+    from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
 
-    for attempt in range(5):
+    kwargs: dict = {}
+    if url.startswith("sqlite:///"):
+        kwargs = {"connect_args": {"timeout": 60}}
+    elif url.startswith("postgresql"):
+        kwargs = {"connect_args": {"connect_timeout": 5}}
+    for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-        except (IntegrityError, ProgrammingError, OperationalError):
-            # two drivers creating the schema of a fresh database at the same moment
-            if attempt == 4:
-                raise
+        except (IntegrityError, ProgrammingError, OperationalError) as err:
+            # unreachable (yet), or two drivers creating the schema of a fresh database
+            if attempt == attempts - 1:
+                reason = one_line(getattr(err, "orig", None) or err)
+                raise StorageError(f"storage: cannot open {_safe(url)} after {attempts} attempts: "
+                                   f"{reason}") from None
             time.sleep(1.0 + attempt)
+        except (NoSuchModuleError, ArgumentError, ImportError, ModuleNotFoundError) as err:
+            raise StorageError(
+                f"storage: {_safe(url)}: {one_line(err)}; allowed: sqlite:///PATH.db, "
+                "journal:///PATH.log, postgresql+psycopg2://USER@HOST/DB (pip install -e "
+                "'.[postgres]'), or another SQLAlchemy URL whose driver is installed") from None
+        except ValueError as err:  # optuna's own checks of the URL
+            raise StorageError(f"storage: {_safe(url)}: {one_line(err)}") from None
+    raise AssertionError("unreachable")
 
 
-# ---- who runs a trial: written when it starts, refreshed on every result --------------
+def _safe(url: str) -> str:
+    """``url`` without its password."""
+    head, at, tail = url.rpartition("@")
+    if not at or "://" not in head:
+        return url
+    scheme, _, user = head.partition("://")
+    return f"{scheme}://{user.split(':')[0]}@{tail}"
+
+
+# ---- who runs a trial --------------------------------------------------------------
+# Every driver registers itself in the study (``nas:driver:<host:pid>`` = last beat) and,
+# from a thread, beats every HEARTBEAT_S for itself and for each trial it runs. A trial is
+# its driver's from the moment the driver claims it (``nas:driver``). A trial is dead when
+# its driver's process is gone (same host) or after MISSED_BEATS silent beats (any host).
+
+HEARTBEAT_S = 10.0
+MISSED_BEATS = 3
+STALE_AFTER_S = HEARTBEAT_S * MISSED_BEATS
+_DRIVER_KEY = "nas:driver:"
+
 
 def driver_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -58,24 +115,111 @@ def _driver_alive(driver: str) -> bool | None:
     return True
 
 
-def is_stale(t: FrozenTrial, stale_after: float, now: float | None = None) -> bool:
-    """A RUNNING trial whose driver died (same host) or went silent (any host)."""
+def drivers(storage: optuna.storages.BaseStorage, study_id: int) -> dict[str, float]:
+    """Registered drivers of a study and their last beat."""
+    attrs = storage.get_study_system_attrs(study_id)
+    return {k.removeprefix(_DRIVER_KEY): v for k, v in attrs.items() if k.startswith(_DRIVER_KEY)}
+
+
+def _lives(driver: str, beat: float, now: float, stale_after: float) -> bool:
+    alive = _driver_alive(driver)
+    return alive if alive is not None else now - beat <= stale_after
+
+
+def is_stale(t: FrozenTrial, stale_after: float = STALE_AFTER_S, now: float | None = None,
+             registered: dict[str, float] | None = None) -> bool:
+    """A RUNNING trial whose driver died (same host) or went silent (any host). A trial
+    asked but not yet claimed belongs to no driver: it is stale once no registered driver
+    (``registered``: :func:`drivers`) lives, or, without that list, after 60 s."""
     if t.state != TrialState.RUNNING:
         return False
     now = now or time.time()
     started = t.datetime_start.timestamp() if t.datetime_start else 0.0
     driver = t.system_attrs.get("nas:driver")
-    if driver is None:  # its driver died between asking and claiming it
-        return now - started > 60.0
+    if driver is None:
+        if registered is None:
+            return now - started > 60.0
+        return not any(_lives(d, beat, now, stale_after) for d, beat in registered.items())
     if _driver_alive(driver) is False:
         return True
     return now - t.system_attrs.get("nas:heartbeat", started) > stale_after
 
 
-def counts_toward_budget(t: FrozenTrial, stale_after: float) -> bool:
-    """Finished trials, and running trials of live drivers; not interrupted ones."""
+def counts_toward_budget(t: FrozenTrial, stale_after: float = STALE_AFTER_S,
+                         registered: dict[str, float] | None = None) -> bool:
+    """Finished trials, and running trials of live drivers; not interrupted ones (their
+    points were queued again)."""
     if t.user_attrs.get("interrupted"):
         return False
     if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
         return True
-    return t.state == TrialState.RUNNING and not is_stale(t, stale_after)
+    return t.state == TrialState.RUNNING and not is_stale(t, stale_after, registered=registered)
+
+
+def retried(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of the failed trials queued again (each retry names its ``retry_of``)."""
+    return {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+
+
+def budget_used(trials: list[FrozenTrial], stale_after: float = STALE_AFTER_S,
+                registered: dict[str, float] | None = None) -> int:
+    """Trials that count toward the study's budget: a failed trial that was retried
+    counts through its retry only."""
+    again = retried(trials)
+    return sum(t.number not in again and counts_toward_budget(t, stale_after, registered)
+               for t in trials)
+
+
+class Heartbeat:
+    """This driver's beat, and its running trials', from a daemon thread."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, study_id: int,
+                 interval: float = HEARTBEAT_S) -> None:
+        self.storage, self.study_id, self.interval = storage, study_id, interval
+        self.driver = driver_id()
+        self.trials: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.beat()
+        self._thread = threading.Thread(target=self._run, name="nas-heartbeat", daemon=True)
+        self._thread.start()
+
+    def claim(self, trial_id: int) -> None:
+        self.storage.set_trial_system_attr(trial_id, "nas:driver", self.driver)
+        self.storage.set_trial_system_attr(trial_id, "nas:heartbeat", time.time())
+        with self._lock:
+            self.trials.add(trial_id)
+
+    def release(self, trial_id: int) -> None:
+        with self._lock:
+            self.trials.discard(trial_id)
+
+    def beat(self) -> None:
+        now = time.time()
+        self.storage.set_study_system_attr(self.study_id, _DRIVER_KEY + self.driver, now)
+        with self._lock:
+            running = list(self.trials)
+        for tid in running:
+            try:
+                self.storage.set_trial_system_attr(tid, "nas:heartbeat", now)
+            except Exception:  # noqa: BLE001 - finished meanwhile
+                self.release(tid)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - a storage hiccup: beat again next time
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def __getstate__(self) -> dict:  # Ray Tune pickles the searcher: a copy does not beat
+        return {"storage": self.storage, "study_id": self.study_id, "interval": self.interval,
+                "driver": self.driver}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.trials, self._lock, self._stop = set(), threading.Lock(), threading.Event()
+        self._stop.set()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, NamedTuple
+
+import yaml
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from blocks.config import format_errors, read_mapping
+from blocks.config import format_errors, one_line, read_mapping
 
 from .data import DataConfig
 from .train import TrainConfig
@@ -83,7 +85,7 @@ class Export(_Strict):
 
 
 class StudyConfig(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # never '.', '..' or a path
     space: str  # a shipped space name or a path relative to the study file
     base: str | None = None  # replaces the space's base architecture (preset or YAML path)
     arch: dict[str, Any] = {}  # overrides of the base's top-level fields, e.g. {T: 2}
@@ -100,7 +102,8 @@ class StudyConfig(_Strict):
     storage: str | None = None  # SQLAlchemy URL or journal:///path; default sqlite in runs/
     ray_address: str | None = None  # None: a local Ray for this run; 'auto' or host:port
     repeats: int = Field(1, ge=1)  # seeds per point (ablations)
-    runs_dir: str = "runs"
+    max_attempts: int = Field(2, ge=1)  # a failed trial is retried by later runs up to this
+    runs_dir: str = "runs"  # relative: to the study file (absolute once loaded)
     export: Export = Export()
     promotion: dict[str, PromotionStage] = {}
     smoke: dict[str, Any] = {}  # overrides applied by --smoke-test
@@ -151,6 +154,17 @@ class StudyConfig(_Strict):
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{self.run_dir / 'optuna.db'}"
 
+    def open_storage(self, create: bool = True):
+        """The study's Optuna storage; the default one (in the run folder) is created when
+        ``create``, else its absence is an error saying to run the study first."""
+        from .storage import file_path, make_storage
+
+        path = file_path(self.storage_url)
+        if not create and path is not None and not path.is_file():
+            raise StudyError(f"{self.source}: no study {self.name!r} has run yet (no {path}); "
+                             f"run it first: python -m nas.run {self.source}")
+        return make_storage(self.storage_url, create_folder=self.storage is None)
+
 
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
@@ -168,61 +182,175 @@ def resolve_study_path(path: str | Path) -> Path:
     return p
 
 
-def load_study(path: str | Path, overrides: dict | None = None, smoke: bool = False) -> StudyConfig:
-    """Read and validate a study; ``overrides`` (nested dict) and the file's ``smoke``
-    section (when ``smoke``) are merged in first."""
+# ---- paths: relative ones are resolved once, at load --------------------------------
+# In a study file, relative to the file's folder; given on the command line, relative to
+# the working folder. Trials (other processes, other hosts) only ever see absolute paths.
+
+def _absolute_url(url: str, base: Path) -> str:
+    for scheme in ("sqlite:///", "journal://"):  # then the path: relative unless it starts with /
+        if url.startswith(scheme):
+            rest = url.removeprefix(scheme)
+            if rest and not rest.startswith("/") and rest != ":memory:":
+                return scheme + str((base / rest).resolve())
+    return url
+
+
+def _absolute(path: Any, base: Path) -> Any:
+    if not isinstance(path, str) or not path:
+        return path
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def resolve_paths(data: dict, base: Path) -> dict:
+    """``data`` (a study mapping, or part of one) with its path fields made absolute."""
+    out = dict(data)
+    for key in ("runs_dir",):
+        if key in out:
+            out[key] = _absolute(out[key], base)
+    if isinstance(out.get("storage"), str):
+        out["storage"] = _absolute_url(out["storage"], base)
+    for key in ("data", "export"):
+        sub = out.get(key)
+        field = "root" if key == "data" else "out"
+        if isinstance(sub, dict) and field in sub:
+            out[key] = {**sub, field: _absolute(sub[field], base)}
+    stages = out.get("promotion")
+    if isinstance(stages, dict):
+        out["promotion"] = {name: (resolve_paths({"data": st["data"]}, base) | {
+            k: v for k, v in st.items() if k != "data"}) if isinstance(st, dict) and isinstance(
+            st.get("data"), dict) else st for name, st in stages.items()}
+    for field in ("space", "base"):  # a path (with a suffix), else a shipped name
+        ref = out.get(field)
+        if isinstance(ref, str) and Path(ref).suffix:
+            out[field] = _absolute(ref, base)
+    return out
+
+
+# ---- command-line overrides ----------------------------------------------------------
+
+# flag (argparse dest) -> the study field it sets
+FLAG_FIELDS = {"trials": "trials", "epochs": "fidelity.max_epochs", "data": "data.name",
+               "data_root": "data.root", "storage": "storage", "ray_address": "ray_address",
+               "concurrency": "concurrency"}
+
+
+class Override(NamedTuple):
+    """One command-line override: the dotted study field, its value, the flag that set it."""
+
+    field: str
+    value: Any
+    flag: str
+
+
+def _nested(field: str, value: Any) -> dict:
+    out: Any = value
+    for part in reversed(field.split(".")):
+        out = {part: out}
+    return out
+
+
+def parse_set(text: str) -> Override:
+    """``--set data.root=DIR``: a dotted study field and a YAML value."""
+    field, sep, raw = text.partition("=")
+    field = field.strip()
+    if not sep or not field or any(not p for p in field.split(".")):
+        raise StudyError(f"--set {text}: expected FIELD=VALUE with a dotted field, "
+                         "e.g. --set data.root=DIR or --set resources.gpu=0")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise StudyError(f"--set {text}: the value is not valid YAML: {one_line(err)}") from None
+    return Override(field, value, f"--set {text}")
+
+
+def overrides_from_args(args: Any) -> list[Override]:
+    """The common flags and every ``--set``, in that order (a later one wins)."""
+    out = []
+    for dest, field in FLAG_FIELDS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            out.append(Override(field, value, f"--{dest.replace('_', '-')} {value}"))
+    out += [parse_set(s) for s in getattr(args, "set", None) or []]
+    return out
+
+
+def _blame(message: str, source: str, overrides: list[Override]) -> str:
+    """Name the flag instead of the file for a problem with a field a flag set."""
+    lines = []
+    for line in message.splitlines():
+        text = line.removeprefix(f"{source}: ")
+        hit = [o for o in overrides if text == o.field or text.startswith((o.field + ":", o.field + "."))
+               or (o.field.startswith(text.split(":")[0] + ".") and ":" in text)]
+        lines.append(f"{hit[-1].flag}: {text}" if hit else line)
+    return "\n".join(lines)
+
+
+def load_study(path: str | Path, overrides: list[Override] | None = None,
+               smoke: bool = False) -> StudyConfig:
+    """Read and validate a study. With ``smoke``, the file's ``smoke`` section is merged in
+    and the study becomes ``<name>-smoke`` (its own storage and run folder); ``overrides``
+    (from the command line) come last. Relative paths are made absolute here."""
     p = resolve_study_path(path)
     data = read_mapping(p, "a study file", StudyError)
     if smoke:
-        data = _merge(data, data.get("smoke") or {})
-    data = _merge(data, overrides or {})
+        if not isinstance(data.get("smoke"), dict) or not data["smoke"]:
+            raise StudyError(f"{p}: smoke: the study has no smoke section, so --smoke-test "
+                             "cannot shrink it")
+        data = _merge(data, data["smoke"])
+        if isinstance(data.get("name"), str):
+            data["name"] = f"{data['name']}-smoke"
+    data.setdefault("runs_dir", "runs")  # the default, too, lives beside the study file
+    data = resolve_paths(data, p.parent.resolve())
+    overrides = overrides or []
+    cwd = Path.cwd()
+    for o in overrides:
+        data = _merge(data, resolve_paths(_nested(o.field, o.value), cwd))
     fid = data.get("fidelity")
-    if isinstance(fid, dict) and "max_epochs" in (overrides or {}).get("fidelity", {}):
-        fid["rung_epochs"] = min(fid.get("rung_epochs", 1), fid["max_epochs"])  # --epochs
+    if isinstance(fid, dict) and any(o.field == "fidelity.max_epochs" for o in overrides) \
+            and not any(o.field == "fidelity.rung_epochs" for o in overrides):
+        if isinstance(fid.get("max_epochs"), int) and fid["max_epochs"] >= 1:
+            fid["rung_epochs"] = min(fid.get("rung_epochs", 1), fid["max_epochs"])  # --epochs
     try:
         study = StudyConfig.model_validate({**data, "source": str(p)})
     except ValidationError as err:
-        raise StudyError(format_errors(err, str(p), StudyConfig)) from None
-    for field in ("space", "base"):  # paths in a study are relative to its file
-        ref = getattr(study, field)
-        if ref and Path(ref).suffix and not Path(ref).is_absolute():
-            setattr(study, field, str((p.parent / ref).resolve()))
+        raise StudyError(_blame(format_errors(err, str(p), StudyConfig), str(p), overrides)) from None
     return study
 
 
-def apply_overrides(args: Any) -> dict:
-    """Nested overrides from the common command-line flags."""
-    over: dict[str, Any] = {}
-    if getattr(args, "trials", None) is not None:
-        over["trials"] = args.trials
-    if getattr(args, "epochs", None) is not None:
-        over.setdefault("fidelity", {})["max_epochs"] = args.epochs
-    if getattr(args, "data_root", None) is not None:
-        over.setdefault("data", {})["root"] = args.data_root
-    if getattr(args, "storage", None) is not None:
-        over["storage"] = args.storage
-    if getattr(args, "ray_address", None) is not None:
-        over["ray_address"] = args.ray_address
-    if getattr(args, "concurrency", None) is not None:
-        over["concurrency"] = args.concurrency
-    return over
+def load_study_from_args(args: Any) -> StudyConfig:
+    """The study a command line names, with its flags and ``--set`` applied."""
+    return load_study(args.study, overrides_from_args(args), smoke=args.smoke_test)
 
 
 def add_common_flags(ap) -> None:
     """The flags every study command shares (run, export, promote, report)."""
     ap.add_argument("study", help="study YAML file (or the name of one in studies/)")
-    ap.add_argument("--storage", help="Optuna storage URL (default: sqlite in runs/<study>/)")
-    ap.add_argument("--smoke-test", action="store_true", help="apply the study's smoke settings")
+    ap.add_argument("--smoke-test", action="store_true",
+                    help="the study's smoke settings: tiny, on a CPU, as the study '<name>-smoke'")
+    ap.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                    help="override any study field (repeatable; VALUE is YAML), e.g. "
+                         "--set data.name=npz --set data.root=FILE --set resources.gpu=0")
+    ap.add_argument("--data", help="data.name (cifar10, imagefolder, npz, digits, ...)")
+    ap.add_argument("--data-root", help="data.root (a folder or .npz file)")
+    ap.add_argument("--storage", help="storage: an Optuna storage URL "
+                                      "(default: sqlite in the study's run folder)")
+    ap.add_argument("--ray-address", help="ray_address: 'auto' or host:port of a Ray cluster")
+    ap.add_argument("--trials", type=int, help="trials: the study's total number of trials")
+    ap.add_argument("--epochs", type=int, help="fidelity.max_epochs")
+    ap.add_argument("--concurrency", type=int, help="concurrency: trials at once")
 
 
 def run_command(body: Callable[[], object]) -> int:
     """Exit code of a study command: 0, or 2 with one ``error: ...`` line (never a
-    traceback) when the study, its space or a flag is wrong."""
+    traceback) when the study, its space, a flag, the storage or the Ray cluster is wrong."""
     from search_spaces import SpaceError
+
+    from .storage import StorageError
 
     try:
         body()
-    except (StudyError, SpaceError) as err:
+    except (StudyError, SpaceError, StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,7 +1,7 @@
 """Train one architecture on one data set: ``train(arch, data_cfg, train_cfg)`` or the CLI.
 
-    python -m nas.train --arch tiny --data npz --data-root ../shared/data/cifar10-sample.npz \\
-        --epochs 5 --T 2 --lr 0.1
+    python -m nas.train --arch tiny --data digits --image-size 16 --epochs 5 --T 2 --lr 0.1
+    python -m nas.train --arch-config winners/rank01_trial12.yaml    # an export, its recipe
 
 The recipe (DESIGN.md): SGD lr 0.1, momentum 0.9, cosine to 0, weight decay 5e-4 (none on
 BatchNorm, biases and scalars), cross-entropy on the time-averaged logits, AMP on CUDA.
@@ -35,6 +35,9 @@ from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .data import SOURCES, Data, DataConfig, DataError, load_data
 
 __all__ = ["TrainConfig", "TrainingDiverged", "evaluate", "load_checkpoint", "main", "train"]
+
+
+LOG_EVERY_S = 30.0  # progress lines when stderr is not a terminal
 
 
 class TrainConfig(BaseModel):
@@ -217,6 +220,11 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
         f"for {train_cfg.epochs} epochs on {device}" + (f"; checkpoints in {ckpt_dir}" if ckpt_dir else "")
         + (f"; resuming after epoch {first_epoch}" if first_epoch else ""))
     check_every = 1 if device.type == "cpu" else 50  # a finiteness check syncs the GPU
+    from rich.console import Console
+
+    # no live bar (a log file, a pipe): a plain line every LOG_EVERY_S seconds instead
+    plain = progress and not Console(stderr=True).is_terminal
+    last_line = time.perf_counter()
     stopped_early = False
     val_metrics: dict[str, float] | None = None
     for epoch in range(first_epoch, train_cfg.epochs):
@@ -256,6 +264,10 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
                     if not torch.isfinite(loss_sum):
                         raise TrainingDiverged(epoch + 1, step + 1, loss.item(), schedulers[0].get_last_lr()[0])
                     bar.update(task, completed=step + 1, info=f"loss {loss_sum.item() / seen:.3f}")
+                    if plain and time.perf_counter() - last_line >= LOG_EVERY_S:
+                        last_line = time.perf_counter()
+                        log(f"epoch {epoch + 1}/{train_cfg.epochs}  step {step + 1}/{steps}  "
+                            f"loss {loss_sum.item() / seen:.4f}  {seen / (last_line - t0):.0f} img/s")
         train_seconds = time.perf_counter() - t0
         val_metrics = evaluate(model, data.val, device, autocast) if data.val is not None else None
         metrics = {
@@ -334,34 +346,54 @@ def _validation_message(err: ValidationError) -> str:
     return "; ".join(f"{_flag(str(e['loc'][0]))}: {e['msg']}" if e["loc"] else e["msg"] for e in err.errors())
 
 
+# flag (argparse dest) -> (section, field); the defaults are the configs' own, or an
+# exported architecture file's recipe (what its trial was trained with)
+_DATA_FLAGS = {"data": "name", "data_root": "root", "download": "download", "image_size": "image_size",
+               "subset": "subset", "val_fraction": "val_fraction", "seed": "seed", "augment": "augment",
+               "batch_size": "batch_size", "num_workers": "num_workers"}
+_TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "optimizer": "optimizer", "weight_decay": "weight_decay",
+                "warmup_epochs": "warmup_epochs", "label_smoothing": "label_smoothing",
+                "grad_clip": "grad_clip", "amp": "amp", "seed": "seed", "device": "device",
+                "max_steps_per_epoch": "max_steps_per_epoch"}
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nas.train", description="Train one spiking MLP architecture.")
+    d, t = DataConfig.model_fields, TrainConfig.model_fields
+
+    def default(fields, name: str) -> str:
+        return f"default: {fields[name].default}, or the --arch-config file's recipe"
+
+    p = argparse.ArgumentParser(
+        prog="python -m nas.train", description="Train one spiking MLP architecture.",
+        epilog="An architecture file exported by nas.export carries its recipe (data and training "
+               "settings): `--arch-config FILE` alone trains it again exactly; flags override.")
     arch = p.add_mutually_exclusive_group(required=True)
     arch.add_argument("--arch", help="a preset name (see blocks.presets())")
-    arch.add_argument("--arch-config", help="an architecture YAML file")
-    p.add_argument("--data", required=True, choices=SOURCES)
+    arch.add_argument("--arch-config", help="an architecture YAML file (e.g. from nas.export)")
+    p.add_argument("--data", choices=SOURCES, help="the data set (required unless the file has a recipe)")
     p.add_argument("--data-root", help="data directory or .npz file")
-    p.add_argument("--download", action="store_true", help="download CIFAR (needs internet)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--warmup-epochs", type=float, default=0.0)
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--grad-clip", type=float)
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="default: on for CUDA")
-    p.add_argument("--T", type=int, help="time steps (overrides the architecture's T)")
-    p.add_argument("--image-size", type=int, help="resize images to this size (default: native)")
-    p.add_argument("--subset", type=int, help="use only the first N training images")
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--augment", choices=("none", "simple", "strong"), default="simple")
-    p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--download", action="store_true", default=None, help="download CIFAR (needs internet)")
+    p.add_argument("--epochs", type=int, help=default(t, "epochs"))
+    p.add_argument("--batch-size", type=int, help=default(d, "batch_size"))
+    p.add_argument("--lr", type=float, help=f"peak learning rate ({default(t, 'lr')})")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), help=default(t, "optimizer"))
+    p.add_argument("--weight-decay", type=float, help=f"on weight matrices only ({default(t, 'weight_decay')})")
+    p.add_argument("--warmup-epochs", type=float, help=f"linear warm-up before the cosine ({default(t, 'warmup_epochs')})")
+    p.add_argument("--label-smoothing", type=float, help=default(t, "label_smoothing"))
+    p.add_argument("--grad-clip", type=float, help="clip the gradient norm to this (default: none)")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="mixed precision (default: on for CUDA)")
+    p.add_argument("--T", type=int, help="time steps (default: the architecture's T)")
+    p.add_argument("--image-size", type=int, help="resize images to this size (default: native, or the recipe's)")
+    p.add_argument("--subset", type=int, help="use only the first N training images (default: all)")
+    p.add_argument("--val-fraction", type=float, help=f"validation split of the training set ({default(d, 'val_fraction')})")
+    p.add_argument("--seed", type=int, help="seed of the split, the shuffles and the initialisation (default: 0)")
+    p.add_argument("--augment", choices=("none", "simple", "strong"), help=default(d, "augment"))
+    p.add_argument("--num-workers", type=int, help="DataLoader workers for streamed image folders (default: 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: auto (CUDA when present)")
     p.add_argument("--neuron-backend", choices=BACKENDS,
                    help="compute every spiking neuron with this backend (default: the architecture's)")
-    p.add_argument("--max-steps-per-epoch", type=int)
+    p.add_argument("--max-steps-per-epoch", type=int, help="cap each epoch (smoke runs; default: none)")
     p.add_argument("--out", help="checkpoint directory (default runs/train/<arch>-<data>-<time>); "
                                  "an existing last.pt there is resumed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
@@ -378,22 +410,26 @@ def _configs(args: argparse.Namespace):
         raise _UsageError("--T", f"must be >= 1, got {args.T}")
     try:
         arch = blocks.load_config(source, **({} if args.T is None else {"T": args.T}))
+        recipe = blocks.read_recipe(args.arch_config) if args.arch_config else None
     except (ValueError, KeyError, FileNotFoundError) as err:
         raise _UsageError(flag, str(err).strip("'\"")) from None
-    if args.data in ("npz", "imagefolder", "imagenet"):
-        if args.data_root is None:
-            raise _UsageError("--data-root", f"required with --data {args.data}")
-        if not Path(args.data_root).expanduser().exists():
-            raise _UsageError("--data-root", f"not found: {args.data_root}")
+    recipe = recipe or {}
+    data_over = {f: getattr(args, k) for k, f in _DATA_FLAGS.items() if getattr(args, k) is not None}
+    train_over = {f: getattr(args, k) for k, f in _TRAIN_FLAGS.items() if getattr(args, k) is not None}
+    if args.data is not None and args.data != recipe.get("data", {}).get("name"):
+        recipe = {**recipe, "data": {}}  # another data set: none of the recipe's data settings
+    data_fields = {**recipe.get("data", {}), **data_over}
+    if "name" not in data_fields:
+        raise _UsageError("--data", "required (the architecture has no recipe); allowed: " + ", ".join(SOURCES))
+    name, root = data_fields["name"], data_fields.get("root")
+    if name in ("npz", "imagefolder", "imagenet"):
+        if root is None:
+            raise _UsageError("--data-root", f"required with --data {name}")
+        if not Path(root).expanduser().exists():
+            raise _UsageError("--data-root", f"not found: {root}")
     try:
-        data = DataConfig(name=args.data, root=args.data_root, download=args.download,
-                          image_size=args.image_size, subset=args.subset, val_fraction=args.val_fraction,
-                          seed=args.seed, augment=args.augment, batch_size=args.batch_size,
-                          num_workers=args.num_workers)
-        cfg = TrainConfig(epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
-                          weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-                          label_smoothing=args.label_smoothing, grad_clip=args.grad_clip, amp=args.amp,
-                          seed=args.seed, device=args.device, max_steps_per_epoch=args.max_steps_per_epoch)
+        data = DataConfig.model_validate(data_fields)
+        cfg = TrainConfig.model_validate({**recipe.get("train", {}), **train_over})
     except ValidationError as err:
         raise _UsageError("", _validation_message(err)) from None
     try:

@@ -21,3 +21,15 @@ def cifar_sample() -> Path:
     if not path.exists():
         pytest.skip(f"real CIFAR sample not found at {path} (../shared/data beside the repo)")
     return path
+
+
+@pytest.fixture(scope="session")
+def studies(tmp_path_factory) -> Path:
+    """A copy of tests/studies in a temporary folder: a study's run folder (``runs/``
+    beside its file by default) then never lands in the checkout."""
+    import shutil
+
+    dest = tmp_path_factory.mktemp("studies")
+    for f in (REPO / "tests" / "studies").glob("*.yaml"):
+        shutil.copy(f, dest / f.name)
+    return dest

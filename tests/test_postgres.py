@@ -10,7 +10,6 @@ from optuna.trial import TrialState
 sys.path.insert(0, str(Path(__file__).parent))  # tests/postgres.py
 import postgres  # noqa: E402
 
-STUDY = Path(__file__).parent / "studies" / "two_drivers.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +19,12 @@ def pg_url():
     stop()
 
 
-def test_two_drivers_share_one_study_without_losing_a_trial(pg_url, tmp_path):
+def test_two_drivers_share_one_study_without_losing_a_trial(pg_url, tmp_path, studies):
     drivers = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         drivers.append(subprocess.Popen(
-            [sys.executable, "-m", "nas.run", str(STUDY), "--storage", pg_url], cwd=tmp_path / name,
+            [sys.executable, "-m", "nas.run", str(studies / "two_drivers.yaml"), "--storage", pg_url], cwd=tmp_path / name,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = [d.communicate(timeout=400) for d in drivers]
     for d, (out, err) in zip(drivers, outs):
@@ -37,6 +36,6 @@ def test_two_drivers_share_one_study_without_losing_a_trial(pg_url, tmp_path):
     assert 6 <= len(trials) <= 7
     drivers_seen = {t.system_attrs["nas:driver"] for t in trials}
     assert len(drivers_seen) == 2  # both drivers really ran trials of the one study
-    again = subprocess.run([sys.executable, "-m", "nas.run", str(STUDY), "--storage", pg_url],
+    again = subprocess.run([sys.executable, "-m", "nas.run", str(studies / "two_drivers.yaml"), "--storage", pg_url],
                            cwd=tmp_path, capture_output=True, text=True, timeout=200)
     assert again.returncode == 0 and "0 to run" in again.stdout

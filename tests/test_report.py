@@ -12,10 +12,8 @@ from optuna.trial import TrialState
 
 from nas.metrics import TRIAL_METRICS
 from nas.report import FIGURES, config_label, main, pareto_mask, report
-from nas.study import load_study
+from nas.study import Override, load_study
 
-STUDIES = Path(__file__).parent / "studies"
-STUDY = STUDIES / "pareto.yaml"
 
 
 def cli(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -24,10 +22,10 @@ def cli(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.
 
 
 @pytest.fixture(scope="module")
-def pareto_run(tmp_path_factory):
+def pareto_run(tmp_path_factory, studies):
     tmp = tmp_path_factory.mktemp("pareto")
     url = f"sqlite:///{tmp / 'optuna.db'}"
-    proc = cli("nas.run", str(STUDY), "--storage", url, cwd=tmp)
+    proc = cli("nas.run", str(studies / "pareto.yaml"), "--storage", url, cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp, url
 
@@ -63,10 +61,10 @@ def test_metrics_are_stored_and_are_the_objectives(pareto_run):
     assert study.best_trials  # the Pareto set of two objectives
 
 
-def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_path):
+def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_path, studies):
     tmp, url = pareto_run
     out = tmp_path / "report"
-    proc = cli("nas.report", str(STUDY), "--storage", url, "--out", str(out),
+    proc = cli("nas.report", str(studies / "pareto.yaml"), "--storage", url, "--out", str(out),
                "--checkpoint", str(checkpoint), cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in FIGURES:
@@ -83,11 +81,11 @@ def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_pa
     assert "checkpoint best.pt" in summary
 
 
-def test_report_without_checkpoint_uses_stored_rates_and_says_what_it_skips(pareto_run, tmp_path,
+def test_report_without_checkpoint_uses_stored_rates_and_says_what_it_skips(pareto_run, tmp_path, studies,
                                                                            capsys, monkeypatch):
     tmp, url = pareto_run
     monkeypatch.chdir(tmp)
-    cfg = load_study(STUDY, {"storage": url})
+    cfg = load_study(studies / "pareto.yaml", [Override("storage", url, "--storage")])
     figures = report(cfg, tmp_path / "r")
     assert isinstance(figures["firing_rates"], list)
     assert "needs --checkpoint" in figures["token_mixing"]
@@ -96,12 +94,12 @@ def test_report_without_checkpoint_uses_stored_rates_and_says_what_it_skips(pare
     assert "best trial" in (tmp_path / "r" / "summary.md").read_text()
 
 
-def test_missing_study_or_storage_exits_2(tmp_path, capsys):
+def test_missing_study_or_storage_exits_2(tmp_path, capsys, studies):
     missing = f"sqlite:///{tmp_path / 'none.db'}"
-    assert main([str(STUDY), "--storage", missing, "--out", str(tmp_path / "o")]) == 2
-    assert "no storage at" in capsys.readouterr().err and not (tmp_path / "none.db").exists()
+    assert main([str(studies / "pareto.yaml"), "--storage", missing, "--out", str(tmp_path / "o")]) == 2
+    assert "has run yet" in capsys.readouterr().err and not (tmp_path / "none.db").exists()
     optuna.create_study(study_name="other", storage=f"sqlite:///{tmp_path / 'x.db'}")
-    assert main([str(STUDY), "--storage", f"sqlite:///{tmp_path / 'x.db'}", "--out",
+    assert main([str(studies / "pareto.yaml"), "--storage", f"sqlite:///{tmp_path / 'x.db'}", "--out",
                  str(tmp_path / "o")]) == 2
     assert "no study named 'pareto'" in capsys.readouterr().err
 

@@ -8,7 +8,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.searcher import StudySearcher, enqueue_grid, recover_interrupted
-from nas.storage import counts_toward_budget, is_stale, make_storage
+from nas.storage import StorageError, counts_toward_budget, is_stale, make_storage
 from nas.study import load_study
 from pathlib import Path
 
@@ -19,7 +19,9 @@ STUDIES = Path(__file__).parent / "studies"
 @pytest.mark.parametrize("scheme", ["sqlite", "journal"])
 def test_storages_from_urls(tmp_path, scheme):
     url = f"sqlite:///{tmp_path / 'a' / 'o.db'}" if scheme == "sqlite" else f"journal://{tmp_path / 'b' / 'o.log'}"
-    study = optuna.create_study(study_name="s", storage=make_storage(url))
+    with pytest.raises(StorageError, match="does not exist"):  # a mistyped path creates nothing
+        make_storage(url)
+    study = optuna.create_study(study_name="s", storage=make_storage(url, create_folder=True))
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
     again = optuna.load_study(study_name="s", storage=make_storage(url))
     assert len(again.trials) == 3
@@ -89,3 +91,32 @@ def test_searcher_tells_pruned_failed_and_complete_honestly(tmp_path):
     assert stopped.state == TrialState.PRUNED and stopped.value == pytest.approx(0.05)
     assert stopped.intermediate_values == {1: 0.05} and stopped.user_attrs["epochs"] == 1
     assert broken.state == TrialState.FAIL and broken.user_attrs["error"].startswith("OutOfMemoryError")
+
+
+def test_a_trial_asked_but_not_claimed_is_stale_once_no_driver_lives(tmp_path):
+    """The race of a kill -9 between Optuna's ask and our claim: the trial has no driver
+    yet. It is stale at once when every registered driver is gone, never while one lives."""
+    import socket
+
+    from nas.storage import Heartbeat, drivers
+
+    storage = make_storage(f"sqlite:///{tmp_path / 'o.db'}")
+    study = optuna.create_study(storage=storage)
+    orphan = study.ask()
+    orphan.suggest_categorical("PT", [True, False])
+    dead = f"{socket.gethostname()}:{_dead_pid()}"
+    study._storage.set_study_system_attr(study._study_id, f"nas:driver:{dead}", time.time())
+    (frozen,) = study.get_trials()
+    assert is_stale(frozen, registered=drivers(storage, study._study_id))  # now, not after 60 s
+    assert not is_stale(frozen)  # without the registry: only after a minute
+    assert recover_interrupted(study) == 1 and study.get_trials()[0].state == TrialState.FAIL
+    beat = Heartbeat(storage, study._study_id, interval=0.05)  # a live driver of this study
+    try:
+        unclaimed, claimed = study.ask(), study.ask()
+        beat.claim(claimed._trial_id)
+        assert recover_interrupted(study) == 0  # its driver lives: neither is taken
+        first = study.get_trials()[-1].system_attrs["nas:heartbeat"]
+        time.sleep(0.3)
+        assert study.get_trials()[-1].system_attrs["nas:heartbeat"] > first  # beats from its thread
+    finally:
+        beat.stop()

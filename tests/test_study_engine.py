@@ -9,11 +9,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
 import blocks
 
-STUDIES = Path(__file__).parent / "studies"
 
 
 def cli(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -26,11 +26,11 @@ def load(url: str, name: str) -> optuna.Study:
 
 
 @pytest.fixture(scope="module")
-def asha_run(tmp_path_factory):
+def asha_run(tmp_path_factory, studies):
     tmp = tmp_path_factory.mktemp("asha")
     url = f"sqlite:///{tmp / 'optuna.db'}"
     started = time.time()
-    proc = cli("nas.run", str(STUDIES / "asha.yaml"), "--storage", url, cwd=tmp)
+    proc = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp, url, proc, time.time() - started
 
@@ -47,7 +47,9 @@ def test_study_stores_every_trial_with_its_attributes(asha_run):
         assert t.user_attrs["params"] == blocks.count_parameters(blocks.build(arch))
         assert t.user_attrs["wall_seconds"] > 0
         assert len(t.user_attrs["curve"]) == t.user_attrs["epochs"]
-    assert "[6/6]" in proc.stdout and "points at the full budget" in proc.stdout
+    assert "[6/6]" in proc.stdout and "ranking at the full budget" in proc.stdout
+    assert load(url, "asha").metric_names == ["val_acc"]  # the dashboard's label
+    assert "optuna-dashboard " + url in proc.stdout and "nas.export" in proc.stdout  # next steps
 
 
 def test_scheduler_stopped_trials_are_pruned_not_complete(asha_run):
@@ -61,26 +63,26 @@ def test_scheduler_stopped_trials_are_pruned_not_complete(asha_run):
             assert t.value == t.intermediate_values[t.user_attrs["epochs"]]  # Optuna's convention
 
 
-def test_rerun_continues_the_study(asha_run):
+def test_rerun_continues_the_study(asha_run, studies):
     tmp, url, _, _ = asha_run
-    again = cli("nas.run", str(STUDIES / "asha.yaml"), "--storage", url, cwd=tmp)
+    again = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, cwd=tmp)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "6/6 trials" in again.stdout and "0 to run" in again.stdout
     assert len(load(url, "asha").trials) == 6
-    more = cli("nas.run", str(STUDIES / "asha.yaml"), "--storage", url, "--trials", "7", cwd=tmp)
+    more = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, "--trials", "7", cwd=tmp)
     assert more.returncode == 0, more.stderr[-2000:]
     assert len(load(url, "asha").trials) == 7
     fresh_url = f"sqlite:///{tmp / 'fresh.db'}"
     for args in ([], ["--fresh", "--trials", "2"]):
-        fresh = cli("nas.run", str(STUDIES / "asha.yaml"), "--storage", fresh_url, "--trials", "3",
+        fresh = cli("nas.run", str(studies / "asha.yaml"), "--storage", fresh_url, "--trials", "3",
                     *args, cwd=tmp)
         assert fresh.returncode == 0, fresh.stderr[-2000:]
     assert len(load(fresh_url, "asha").trials) == 2  # --fresh started over
 
 
-def test_killed_driver_loses_no_trial(tmp_path):
+def test_killed_driver_loses_no_trial(tmp_path, studies):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    args = [sys.executable, "-m", "nas.run", str(STUDIES / "grid.yaml"), "--storage", url]
+    args = [sys.executable, "-m", "nas.run", str(studies / "grid.yaml"), "--storage", url]
     driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 180
@@ -96,7 +98,7 @@ def test_killed_driver_loses_no_trial(tmp_path):
     driver.wait()
     before = load(url, "grid").get_trials()
     assert any(t.state == TrialState.RUNNING for t in before)
-    resumed = cli("nas.run", str(STUDIES / "grid.yaml"), "--storage", url, cwd=tmp_path)
+    resumed = cli("nas.run", str(studies / "grid.yaml"), "--storage", url, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "interrupted in an earlier run" in resumed.stdout
     trials = load(url, "grid").get_trials()
@@ -107,21 +109,33 @@ def test_killed_driver_loses_no_trial(tmp_path):
         assert t.state == TrialState.COMPLETE or t.user_attrs.get("interrupted")
 
 
-def test_diverging_trials_are_recorded_as_failures(tmp_path):
+def test_diverging_trials_are_recorded_as_failures(tmp_path, studies):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    proc = cli("nas.run", str(STUDIES / "diverge.yaml"), "--storage", url, cwd=tmp_path)
+    proc = cli("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     trials = load(url, "diverge").get_trials()
     assert len(trials) == 2
     for t in trials:
         assert t.state == TrialState.FAIL
         assert "Diverged" in t.user_attrs["error"] or "non-finite" in t.user_attrs["error"]
+    assert "FAILED after" in proc.stdout
+    # a re-run retries each failed trial once more (max_attempts 2) ...
+    again = cli("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
+    assert again.returncode == 0 and "retrying 2 failed trial(s)" in again.stdout, again.stdout
+    trials = load(url, "diverge").get_trials()
+    assert [t.user_attrs.get("attempt", 1) for t in trials] == [1, 1, 2, 2]
+    assert sorted(t.user_attrs.get("retry_of", -1) for t in trials) == [-1, -1, 0, 1]
+    assert sorted(json.dumps(t.params) for t in trials[:2]) == sorted(json.dumps(t.params) for t in trials[2:])
+    # ... and then gives up, saying how to start over
+    last = cli("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
+    assert last.returncode == 0 and "0 to run" in last.stdout and "--fresh" in last.stdout
+    assert "2 trial(s) failed 2 time(s)" in last.stdout and len(load(url, "diverge").trials) == 4
 
 
-def test_export_writes_configs_that_rebuild_exactly(asha_run, tmp_path):
+def test_export_writes_configs_that_rebuild_exactly(asha_run, studies, tmp_path):
     tmp, url, _, _ = asha_run
     out = tmp_path / "export"
-    proc = cli("nas.export", str(STUDIES / "asha.yaml"), "--storage", url, "--top", "2",
+    proc = cli("nas.export", str(studies / "asha.yaml"), "--storage", url, "--top", "2",
                "--out", str(out), cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = sorted(out.glob("rank*.yaml"))
@@ -138,16 +152,20 @@ def test_export_writes_configs_that_rebuild_exactly(asha_run, tmp_path):
     b.load_state_dict(a.state_dict())
     x = torch.randn(2, 3, 32, 32)
     assert torch.equal(a(x), b(x))
-    run = cli("nas.train", "--arch-config", str(files[0]), "--data", "synthetic", "--image-size", "32", "--epochs", "1",
+    # the file carries its recipe: no --data, the study's 32 px synthetic set, the same model
+    recipe = yaml.safe_load(files[0].read_text())["recipe"]
+    assert recipe["data"]["synthetic"]["size"] == 32 and recipe["train"]["epochs"] == 3
+    run = cli("nas.train", "--arch-config", str(files[0]), "--epochs", "1",
               "--no-progress", "--out", str(tmp_path / "ckpt"), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     final = json.loads(run.stdout.strip().splitlines()[-1])
-    assert final["params"] == trial.user_attrs["params"]
+    assert final["params"] == trial.user_attrs["params"] and final["data"] == "synthetic"
+    assert final["epochs"] == 1  # a flag overrides the recipe
 
 
-def test_promote_records_a_linked_study_and_resumes(asha_run):
+def test_promote_records_a_linked_study_and_resumes(asha_run, studies):
     tmp, url, _, _ = asha_run
-    proc = cli("nas.promote", str(STUDIES / "asha.yaml"), "--storage", url, "--stage", "longer", cwd=tmp)
+    proc = cli("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "longer", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-2000:]
     linked = load(url, "asha-longer").get_trials()
     assert len(linked) == 2
@@ -156,16 +174,16 @@ def test_promote_records_a_linked_study_and_resumes(asha_run):
         assert t.state == TrialState.COMPLETE and 0.0 <= t.value <= 1.0
         assert t.user_attrs["epochs"] == 2 and t.user_attrs["test_acc"] is not None
         assert source.trials[t.user_attrs["source_trial"]].state == TrialState.COMPLETE
-    again = cli("nas.promote", str(STUDIES / "asha.yaml"), "--storage", url, "--stage", "longer", cwd=tmp)
+    again = cli("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "longer", cwd=tmp)
     assert again.returncode == 0 and again.stdout.count("already promoted") == 2
     assert len(load(url, "asha-longer").trials) == 2
-    bad = cli("nas.promote", str(STUDIES / "asha.yaml"), "--storage", url, "--stage", "nope", cwd=tmp)
+    bad = cli("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "nope", cwd=tmp)
     assert bad.returncode == 2 and "promotion.nope: no such stage; allowed: longer, ddp" in bad.stderr
 
 
-def test_promote_data_parallel_with_ray_train(asha_run):
+def test_promote_data_parallel_with_ray_train(asha_run, studies):
     tmp, url, _, _ = asha_run
-    proc = cli("nas.promote", str(STUDIES / "asha.yaml"), "--storage", url, "--stage", "ddp", cwd=tmp)
+    proc = cli("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "ddp", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (t,) = load(url, "asha-ddp").get_trials()
     assert t.state == TrialState.COMPLETE and t.user_attrs["epochs"] == 1
@@ -201,16 +219,3 @@ def test_dashboard_serves_the_study(asha_run):
     finally:
         server.terminate()
         server.wait(10)
-
-
-def test_shipped_skip_connection_study_runs_its_smoke_settings(tmp_path, cifar_sample):
-    study = Path(__file__).parents[1] / "studies" / "skip_connections.yaml"
-    url = f"sqlite:///{tmp_path / 'o.db'}"
-    proc = cli("nas.run", str(study), "--smoke-test", "--data-root", str(cifar_sample),
-               "--storage", url, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    trials = load(url, "skip_connections").get_trials()
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(done) == 2 and len(trials) == 16  # 2 run, the other grid points stay queued
-    arch = blocks.load_config(done[0].user_attrs["arch"])
-    assert arch.name == "cifar_ablation_c60" and arch.T == 1 and arch.stages[0].dim == 60

@@ -90,4 +90,4 @@ def test_export_of_a_study_never_run_says_so(tmp_path, capsys):
     path = write(tmp_path, GOOD)
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     assert export_main([str(path), "--storage", url]) == 2
-    assert "no study named 'asha'" in capsys.readouterr().err
+    assert "no study 'asha' has run yet" in capsys.readouterr().err and not (tmp_path / "empty.db").exists()

@@ -1,0 +1,158 @@
+"""What a new user meets: the README's headline study on a fresh clone (no ../shared, no
+GPU, no internet), and one clear line, never a traceback, for each thing that can be wrong."""
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+import blocks
+from nas.checkpoint import save_checkpoint
+from nas.inspect import main as inspect_main
+from nas.run import main as run_main
+from nas.study import Override, load_study
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    """The study files of a fresh clone, with nothing beside it (no ../shared, no data)."""
+    root = tmp_path_factory.mktemp("clone") / "spiking-mlp-nas"
+    shutil.copytree(REPO / "studies", root / "studies")
+    return root
+
+
+def test_smoke_test_runs_offline_as_its_own_study(clone):
+    proc = cli("nas.run", "studies/skip_connections.yaml", "--smoke-test", cwd=clone)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    db = clone / "runs" / "skip_connections-smoke" / "optuna.db"  # runs/ at the clone's root
+    trials = optuna.load_study(study_name="skip_connections-smoke", storage=f"sqlite:///{db}").get_trials()
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 2 and len(trials) == 16  # 2 run, the other grid points stay queued
+    arch = blocks.load_config(done[0].user_attrs["arch"])
+    assert arch.name == "cifar_ablation_c60" and arch.T == 1 and arch.stages[0].dim == 60
+    assert arch.in_channels == 1 and arch.image_size == 32  # the bundled digits, upsampled
+    assert not (clone / "runs" / "skip_connections").exists()  # the real study is untouched
+    assert "nas.export studies/skip_connections.yaml --smoke-test" in proc.stdout  # next steps
+    # the real study has not run: exporting it says so; the smoke one exports, from any folder
+    real = cli("nas.export", "studies/skip_connections.yaml", cwd=clone)
+    assert real.returncode == 2 and "has run yet" in real.stderr, real.stderr
+    smoke = cli("nas.export", "skip_connections.yaml", "--smoke-test", "--top", "1", cwd=clone / "studies")
+    assert smoke.returncode == 0, smoke.stderr[-2000:]
+    assert f"to {clone / 'runs' / 'skip_connections-smoke' / 'export'}" in smoke.stdout
+
+
+def test_headline_study_offline_says_which_flag_to_use(clone):
+    proc = cli("nas.run", "studies/skip_connections.yaml", cwd=clone)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "data: cifar10 not found" in proc.stderr and "--data imagefolder --data-root DIR" in proc.stderr
+    assert "../shared" not in proc.stderr
+    assert not (clone / "data").exists()  # no empty folder left behind
+
+
+def test_a_study_that_cannot_be_placed_fails_at_once(clone):
+    started = time.time()
+    proc = cli("nas.run", "studies/skip_connections.yaml", "--data", "digits",
+               "--set", "data.image_size=32", cwd=clone, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "resources: a trial asks 4 CPUs and 0.25 GPUs" in proc.stderr
+    assert "--set resources.cpu=1 --set resources.gpu=0" in proc.stderr
+    assert time.time() - started < 90
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--trials", "-1"], "--trials -1: trials: Input should be greater than or equal to 1"),
+    (["--epochs", "0"], "--epochs 0: fidelity.max_epochs: Input should be greater than or equal to 1"),
+    (["--set", "fidelity.bogus=1"], "--set fidelity.bogus=1: fidelity.bogus: unknown field; allowed: max_epochs"),
+    (["--set", "data.subset=many"], "--set data.subset=many: data.subset: Input should be a valid integer"),
+    (["--set", "resources"], "--set resources: expected FIELD=VALUE"),
+    (["--data", "mnist"], "--data mnist: data.name: Input should be"),
+])
+def test_bad_flags_are_blamed_not_the_file(args, expected, studies, capsys):
+    assert run_main([str(studies / "asha.yaml"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err and "asha.yaml:" not in err, err
+
+
+def test_flags_and_set_override_the_file(studies, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_study(studies / "asha.yaml", [Override("data.root", "here.npz", "--data-root here.npz"),
+                                             Override("resources", {"cpu": 2, "gpu": 0}, "--set")])
+    assert cfg.data.root == str(tmp_path / "here.npz")  # a flag's path: from the working folder
+    assert cfg.resources.cpu == 2 and cfg.run_dir == studies / "runs" / "asha"
+
+
+def test_paths_in_a_study_are_relative_to_its_file(tmp_path, monkeypatch):
+    sub = tmp_path / "elsewhere"
+    sub.mkdir()
+    (sub / "s.yaml").write_text(
+        "name: s\nspace: skip_connections\nstorage: sqlite:///db/o.db\nruns_dir: out\n"
+        "data: {name: npz, root: data/x.npz}\nfidelity: {max_epochs: 1}\ntrials: 1\n"
+        "promotion: {long: {epochs: 2, data: {root: big}}}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_study(sub / "s.yaml")
+    assert cfg.data.root == str(sub / "data" / "x.npz")
+    assert cfg.storage == f"sqlite:///{sub / 'db' / 'o.db'}" and cfg.run_dir == sub / "out" / "s"
+    assert cfg.promotion["long"].data["root"] == str(sub / "big")
+    smoke_less = pytest.raises(Exception, load_study, sub / "s.yaml", smoke=True)
+    assert "no smoke section" in str(smoke_less.value)
+
+
+@pytest.mark.parametrize("storage, expected", [
+    ("postgresql+psycopg2://u@127.0.0.1:1/db", "storage: cannot open postgresql+psycopg2://u@127.0.0.1:1/db after 3 attempts"),
+    ("mysql://u@h/db", "storage: mysql://u@h/db: "),
+    ("sqlite:///{tmp}/no/such/folder/o.db", "the folder {tmp}/no/such/folder does not exist"),
+    ("journal://{tmp}/no/such/folder/o.log", "the folder {tmp}/no/such/folder does not exist"),
+])
+def test_storage_errors_are_one_line(storage, expected, studies, tmp_path, capsys):
+    started = time.time()
+    code = run_main([str(studies / "asha.yaml"), "--storage", storage.format(tmp=tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and expected.format(tmp=tmp_path) in err, err
+    assert time.time() - started < 20 and not (tmp_path / "no").exists()
+
+
+def test_an_unreachable_ray_cluster_is_one_line(studies, tmp_path, capsys):
+    started = time.time()
+    code = run_main([str(studies / "asha.yaml"), "--storage", f"sqlite:///{tmp_path / 'o.db'}",
+                     "--ray-address", "127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "ray_address: cannot start or reach the Ray cluster at '127.0.0.1:1'" in err
+    assert time.time() - started < 30
+
+
+def test_inspect_names_what_does_not_fit_a_checkpoint(tmp_path, capsys):
+    other = blocks.build("tiny", num_classes=4)
+    save_checkpoint(tmp_path / "c.pt", {"model": other.state_dict(), "arch": other.config.model_dump(mode="json")})
+    assert inspect_main(["--arch", "tiny", "--checkpoint", str(tmp_path / "c.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "differently shaped (checkpoint vs model): head.fc.weight (4, " in err, err
+
+
+def test_train_logs_progress_lines_without_a_terminal(monkeypatch, capsys):
+    import nas.train
+
+    monkeypatch.setattr(nas.train, "LOG_EVERY_S", 0.0)
+    nas.train.train("tiny", {"name": "synthetic", "batch_size": 64, "synthetic": {"n_train": 256}},
+                    {"epochs": 1, "device": "cpu"}, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 1/1  step 1/" in err and "img/s" in err
+
+
+@pytest.mark.parametrize("module", ["nas.verify", "nas.metrics", "nas.train", "nas.run", "nas.report"])
+def test_every_command_has_help(module, tmp_path):
+    proc = cli(module, "--help", cwd=tmp_path)
+    out = proc.stdout
+    assert proc.returncode == 0 and "usage:" in out and len(out.splitlines()) > 5, proc.stderr
+    assert out.count("--") >= 4
