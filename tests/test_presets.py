@@ -97,3 +97,27 @@ def test_skips_change_the_wiring():
 def test_overrides_revalidate():
     with pytest.raises(blocks.ConfigError, match="T: Input should be greater than or equal to 1"):
         blocks.build("tiny", T=0)
+
+
+def test_first_block_of_each_stage_always_adds_the_patch_state():
+    # seed 002: "the skip connection from the patch block to the first token block is set
+    # as default"; PT=False removes it only from the later blocks of a stage
+    data = blocks.load_config("tiny").model_dump()
+    for st in data["stages"]:
+        st["depth"] = 2
+        st["skips"] = {"PT": False, "PC": False, "TC": False, "CT": False}
+    model = blocks.build(data)
+    seen = {}
+    for s, stage in enumerate(model.stages):
+        stage.encoder.register_forward_hook(lambda m, i, o, s=s: seen.__setitem__((s, "h"), o))
+        for b, block in enumerate(stage.blocks):
+            block.token.register_forward_hook(
+                lambda m, i, o, k=(s, b): seen.__setitem__(k + ("t",), o))
+            block.token_lif.register_forward_pre_hook(
+                lambda m, i, k=(s, b): seen.__setitem__(k + ("u",), i[0]))
+    model(torch.randn(4, 3, 32, 32))
+    for s in range(len(model.stages)):
+        h = seen[s, "h"]
+        assert h.abs().sum() > 0
+        torch.testing.assert_close(seen[s, 0, "u"], seen[s, 0, "t"] + h)  # first block: t + h
+        torch.testing.assert_close(seen[s, 1, "u"], seen[s, 1, "t"])      # later: t alone
