@@ -123,3 +123,12 @@ def test_first_block_of_each_stage_always_adds_the_patch_state():
         torch.testing.assert_close(seen[s, 0, "u"], seen[s, 0, "t"] + h)  # first block: t + h
         torch.testing.assert_close(seen[s, 1, "u"], seen[s, 1, "t"])      # later: t alone
 
+
+def test_snn_mlp_classifier_starts_as_in_the_reference():
+    # SNN-MLP's code: truncated normal weights with std 0.02, zero bias
+    torch.manual_seed(0)
+    fc = blocks.build("snn_mlp_t", image_size=32).head.fc  # 768 x 1000
+    assert fc.weight.std().item() == pytest.approx(0.02, abs=3e-4)  # PyTorch default: 0.0208
+    assert fc.weight.abs().max().item() > 0.05  # a normal's tails; the default is within 0.036
+    assert not fc.bias.any()
+
