@@ -129,8 +129,8 @@ class _ResidualBlock(nn.Module):
         T, B = x.shape[:2]
         flat = lambda z: z.reshape(T * B, *z.shape[2:])  # noqa: E731
         back = lambda z: z.reshape(T, B, *z.shape[1:])  # noqa: E731
-        x = x + back(self.drop(flat(self.token(back(self.norm1(flat(x)))))))
-        return x + back(self.drop(flat(self.channel(back(self.norm2(flat(x)))))))
+        x = x + self.drop(self.token(back(self.norm1(flat(x)))))  # one mask per sample, all t
+        return x + self.drop(self.channel(back(self.norm2(flat(x)))))
 
 
 class SNNMLP(_Net):

@@ -132,3 +132,22 @@ def test_snn_mlp_classifier_starts_as_in_the_reference():
     assert fc.weight.abs().max().item() > 0.05  # a normal's tails; the default is within 0.036
     assert not fc.bias.any()
 
+
+def test_snn_mlp_drop_path_mask_is_per_sample_and_shared_over_time():
+    torch.manual_seed(0)
+    model = blocks.build("snn_mlp_t", image_size=32, num_classes=5, T=3, drop_path=0.5).train()
+    checked = []
+
+    def hook(module, inputs, out):
+        x, T, B = inputs[0], 3, 8
+        kept = (out.reshape(T, B, -1) != 0).any(-1)  # (T, B): was the branch kept?
+        assert x.reshape(T, B, -1).ne(0).any(-1).all()
+        assert (kept == kept[0]).all(), kept  # the same draw at every time step
+        checked.append(kept[0])
+
+    for m in model.modules():
+        if isinstance(m, blocks.common.DropPath) and m.p >= 0.4:
+            m.register_forward_hook(hook)
+    model(torch.randn(8, 3, 32, 32))
+    kept = torch.stack(checked)
+    assert len(checked) >= 4 and kept.any() and not kept.all()  # masks really drop some samples
