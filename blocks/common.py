@@ -17,7 +17,8 @@ def over_time(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> to
 
 
 class DropPath(nn.Module):
-    """Stochastic depth: drop the whole residual branch per sample while training."""
+    """Stochastic depth: drop the whole residual branch per sample while training. Input is
+    time-major ``(T, B, ...)``: one draw per sample (dim 1), the same at every time step."""
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
@@ -26,7 +27,7 @@ class DropPath(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.p == 0.0 or not self.training:
             return x
-        keep = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device,
+        keep = torch.empty((1, x.shape[1]) + (1,) * (x.ndim - 2), device=x.device,
                            dtype=x.dtype).bernoulli_(1.0 - self.p)
         return x * keep / (1.0 - self.p)
 

@@ -59,10 +59,14 @@ class NeuronSpec(BaseModel):
 
 
 class Skips(BaseModel):
-    """Skip connections of seed 002 (Fig. 3), each a switch. Reference wiring: PT+PC+TC."""
+    """Skip connections of seed 002 (Fig. 3), each a switch. Reference wiring: PT+PC+TC.
+
+    The skip from the patch encoding into a stage's *first* token block is not a switch:
+    it is always on ("the skip connection from the patch block to the first token block is
+    set as default", seed 002), so PT only concerns the stage's later blocks."""
 
     model_config = ConfigDict(extra="forbid")
-    PT: bool = True  # patch encoding -> token LIF input
+    PT: bool = True  # patch encoding -> token LIF input of blocks 2.. (block 1: always)
     PC: bool = True  # patch encoding -> channel LIF input
     TC: bool = True  # token output -> channel LIF input
     CT: bool = False  # channel output -> next block's token LIF input

@@ -43,10 +43,11 @@ class PatchEncoder(nn.Module):
 
 @register("encoder", "merge")
 class MergeEncoder(nn.Module):
-    """MLP-S downsampling: Conv 2x2 stride 2 on spikes, then BN."""
+    """MLP-S downsampling: Conv 2x2 stride 2 on spikes (no bias by default, as in the
+    reference code: the BN after it has one), then BN."""
 
     def __init__(self, *, in_dim: int, dim: int, grid: int, neuron: NeuronFactory, stem: bool,
-                 bias: bool = True) -> None:
+                 bias: bool = False) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_dim, dim, 2, 2, bias=bias)
         self.norm = nn.BatchNorm2d(dim)

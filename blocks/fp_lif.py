@@ -42,7 +42,11 @@ def fp_lif(x: torch.Tensor, tau: torch.Tensor, v_threshold: torch.Tensor, dim: i
 
 @register("fp_lif", "fp_lif")
 class FullPrecisionLIF(nn.Module):
-    """SNN-MLP's horizontal/vertical group LIF (full precision, not spikes)."""
+    """SNN-MLP's horizontal/vertical group LIF (full precision, not spikes). Its own
+    parameters (tau, V_th) are trained by the optimizer that ``own_optimizer`` declares; a
+    class attribute, so copies of the model (``copy.deepcopy``) keep the routing."""
+
+    own_optimizer = OWN_OPTIMIZER
 
     def __init__(self, *, axis: str = "h", group: int = 4, tau: float = 0.25,
                  v_threshold: float = 0.1, learnable: bool = True) -> None:
@@ -54,8 +58,6 @@ class FullPrecisionLIF(nn.Module):
         self.axis, self.group = axis, int(group)
         self.tau = nn.Parameter(torch.tensor(float(tau)), requires_grad=learnable)
         self.v_threshold = nn.Parameter(torch.tensor(float(v_threshold)), requires_grad=learnable)
-        for p in (self.tau, self.v_threshold):
-            p._own_optimizer = dict(OWN_OPTIMIZER)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``(..., C, H, W)``."""

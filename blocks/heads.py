@@ -28,12 +28,15 @@ class SpikingHead(nn.Module):
 
 @register("head", "gn_pool")
 class GNPoolHead(nn.Module):
-    """SNN-MLP head: GroupNorm -> global average pool -> Linear (then mean over T)."""
+    """SNN-MLP head: GroupNorm -> global average pool -> Linear (then mean over T). The
+    Linear starts as in SNN-MLP's code: truncated normal weights (std 0.02), zero bias."""
 
     def __init__(self, *, dim: int, num_classes: int) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(1, dim)
         self.fc = nn.Linear(dim, num_classes)
+        nn.init.trunc_normal_(self.fc.weight, std=0.02)
+        nn.init.zeros_(self.fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(over_time(lambda z: self.norm(z).mean(dim=(2, 3)), x)).mean(0)

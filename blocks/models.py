@@ -1,8 +1,10 @@
 """Networks built from an :class:`~blocks.config.ArchConfig`.
 
 * ``spiking_mlp`` (seed 002): per stage, a patch encoder gives ``h``; each block is
-  ``t = Token(x)``, ``x = LIF(t [+h if PT] [+c_prev if CT])``,
-  ``c = Channel(x)``, ``x = LIF(c [+h if PC] [+t if TC])``; a spiking head.
+  ``t = Token(x)``, ``x = LIF(t [+h if PT or first block] [+c_prev if CT])``,
+  ``c = Channel(x)``, ``x = LIF(c [+h if PC] [+t if TC])``; a spiking head. The skip from
+  the patch encoding into a stage's first token block is always on (seed 002: "set as
+  default"); PT switches it for the later blocks.
 * ``snn_mlp`` (seed 000): pre-norm residual blocks ``x += DropPath(Token(GN(x)))``,
   ``x += DropPath(Channel(GN(x)))`` with SNN-MLP's full-precision LIF token mixer.
 
@@ -43,11 +45,12 @@ class _Net(nn.Module):
 
 
 class SpikingBlock(nn.Module):
-    """One token + channel block of a spiking stage, with its two LIF layers."""
+    """One token + channel block of a spiking stage, with its two LIF layers. A stage's
+    ``first`` block always adds the patch state ``h`` to its token LIF input."""
 
-    def __init__(self, st: StageConfig, grid: int, neuron) -> None:
+    def __init__(self, st: StageConfig, grid: int, neuron, first: bool = False) -> None:
         super().__init__()
-        self.skips = st.skips
+        self.skips, self.first = st.skips, first
         ctx = dict(dim=st.dim, grid=grid, neuron=neuron)
         self.token = registry.create("token", st.token.name, **ctx, **st.token.params)
         self.token_lif = neuron()
@@ -58,7 +61,7 @@ class SpikingBlock(nn.Module):
         sk = self.skips
         t = self.token(x)
         u = t
-        if sk.PT:
+        if sk.PT or self.first:
             u = u + h
         if sk.CT and c_prev is not None:
             u = u + c_prev
@@ -79,7 +82,8 @@ class SpikingStage(nn.Module):
                                        grid=grid, neuron=neuron, stem=index == 0,
                                        **st.encoder.params)
         self.encoder_lif = neuron()
-        self.blocks = nn.ModuleList(SpikingBlock(st, grid, neuron) for _ in range(st.depth))
+        self.blocks = nn.ModuleList(SpikingBlock(st, grid, neuron, first=j == 0)
+                                    for j in range(st.depth))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         x, c = self.encoder_lif(h), None
@@ -125,8 +129,8 @@ class _ResidualBlock(nn.Module):
         T, B = x.shape[:2]
         flat = lambda z: z.reshape(T * B, *z.shape[2:])  # noqa: E731
         back = lambda z: z.reshape(T, B, *z.shape[1:])  # noqa: E731
-        x = x + back(self.drop(flat(self.token(back(self.norm1(flat(x)))))))
-        return x + back(self.drop(flat(self.channel(back(self.norm2(flat(x)))))))
+        x = x + self.drop(self.token(back(self.norm1(flat(x)))))  # one mask per sample, all t
+        return x + self.drop(self.channel(back(self.norm2(flat(x)))))
 
 
 class SNNMLP(_Net):

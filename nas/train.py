@@ -5,8 +5,9 @@
 
 The recipe (DESIGN.md): SGD lr 0.1, momentum 0.9, cosine to 0, weight decay 5e-4 (none on
 BatchNorm, biases and scalars), cross-entropy on the time-averaged logits, AMP on CUDA.
-Parameters marked ``p._own_optimizer = {...}`` (SNN-MLP's learnable LIF scalars) get
-their own AdamW with those settings; the cosine schedule scales every optimizer's lr.
+The parameters of modules that declare ``own_optimizer = {...}`` (SNN-MLP's learnable LIF
+scalars) get their own AdamW with those settings; the cosine schedule scales every
+optimizer's lr.
 Checkpoints (``last.pt`` every epoch, ``best.pt`` by validation accuracy) go to
 ``checkpoint_dir``; a run whose ``checkpoint_dir`` holds a ``last.pt`` resumes from it.
 """
@@ -82,13 +83,20 @@ def seed_everything(seed: int) -> None:
 
 def make_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
     """The main optimizer (decay on weight matrices only) plus one AdamW per distinct
-    ``_own_optimizer`` setting found on parameters."""
+    ``own_optimizer`` setting that modules declare for their own (direct) parameters.
+    Declared on modules, not marked on parameters, so a deep-copied model routes alike."""
+    routed = {}  # parameter id -> its module's own_optimizer settings
+    for module in model.modules():
+        settings = getattr(module, "own_optimizer", None)
+        if settings:
+            for p in module.parameters(recurse=False):
+                routed[id(p)] = tuple(sorted(settings.items()))
     decay, no_decay, own = [], [], {}
     for p in model.parameters():
         if not p.requires_grad:
             continue
-        if hasattr(p, "_own_optimizer"):
-            own.setdefault(tuple(sorted(p._own_optimizer.items())), []).append(p)
+        if id(p) in routed:
+            own.setdefault(routed[id(p)], []).append(p)
         elif p.ndim <= 1 or p.numel() == 1:  # BatchNorm, biases, scalars
             no_decay.append(p)
         else:

@@ -1,4 +1,5 @@
 """Training one architecture: results, checkpoints, resume, divergence, the CLI, learning."""
+import copy
 import json
 import subprocess
 import sys
@@ -106,12 +107,18 @@ def test_huge_learning_rate_diverges():
 
 
 def test_optimizer_groups():
+    class Scalars(nn.Module):
+        own_optimizer = {"lr": 1e-4, "weight_decay": 0.0}
+
+        def __init__(self):
+            super().__init__()
+            self.tau = nn.Parameter(torch.tensor(0.25))
+
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
             self.fc, self.bn = nn.Linear(4, 4), nn.BatchNorm1d(4)
-            self.tau = nn.Parameter(torch.tensor(0.25))
-            self.tau._own_optimizer = {"lr": 1e-4, "weight_decay": 0.0}
+            self.lif = Scalars()
             self.gain = nn.Parameter(torch.ones(1, 1))  # one element: no decay
 
     net = Net()
@@ -120,8 +127,22 @@ def test_optimizer_groups():
     decay, no_decay = main.param_groups
     assert decay["weight_decay"] == 5e-4 and [p for p in decay["params"]] == [net.fc.weight]
     assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == 4  # fc.bias, bn x2, gain
-    assert own.param_groups[0]["lr"] == 1e-4 and own.param_groups[0]["params"] == [net.tau]
+    assert own.param_groups[0]["lr"] == 1e-4 and own.param_groups[0]["params"] == [net.lif.tau]
     assert len(make_optimizers(net, TrainConfig(optimizer="adamw"))) == 2
+
+
+def test_snn_mlp_lif_scalars_get_their_own_adamw_also_in_a_deep_copy():
+    model = copy.deepcopy(blocks.build("tiny", family="snn_mlp", stages=[
+        {"dim": 8, "depth": 2, "encoder": {"name": "patch", "norm": "gn"},
+         "token": "lif_mixer", "channel": "gelu_mlp"}], head="gn_pool"))
+    scalars = [p for n, p in model.named_parameters() if n.endswith((".tau", ".v_threshold"))]
+    assert len(scalars) == 2 * 2 * 2  # 2 blocks x (H, W) x (tau, V_th)
+    main, own = make_optimizers(model, TrainConfig())
+    assert isinstance(own, torch.optim.AdamW)
+    assert own.param_groups[0]["lr"] == 1e-4 and own.param_groups[0]["weight_decay"] == 0.0
+    assert {id(p) for p in own.param_groups[0]["params"]} == {id(p) for p in scalars}
+    in_main = {id(p) for g in main.param_groups for p in g["params"]}
+    assert not in_main & {id(p) for p in scalars}
 
 
 def test_cosine_schedule_with_warmup():
