@@ -113,9 +113,11 @@ def run(n: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
         from .cupy_lif import cupy_multistep
 
         return cupy_multistep(x, leak=n.leak(), decay_input=n.decay_input, **_params(n))
-    from .triton_lif import triton_multistep
+    if backend == "triton":
+        from .triton_lif import triton_multistep
 
-    return triton_multistep(x, leak=n.leak(), decay_input=n.decay_input, **_params(n))
+        return triton_multistep(x, leak=n.leak(), decay_input=n.decay_input, **_params(n))
+    raise ValueError(f"backend: unknown {backend!r}")
 
 
 def _params(n: SpikingNeuron) -> dict:
