@@ -48,7 +48,9 @@ def test_triton_half_inputs_match_the_reference(cls, dtype):
     sb.backward(g)
     assert xb.grad.dtype == dtype
     torch.testing.assert_close(xb.grad.float(), xa.grad.float(), rtol=8e-3, atol=1e-6)
-    assert (xb.grad != xa.grad).float().mean() < 0.01  # rounded once, to nearest
+    if dtype is torch.float16:  # rounded once, to nearest (Triton's interpreter truncates to
+        # bf16; the GPU code rounds to nearest: tests/test_gpu_compile.py reads cvt.rn in its PTX)
+        assert (xb.grad != xa.grad).float().mean() < 0.01
     if cls is PLIF:
         torch.testing.assert_close(fast.w.grad, ref.w.grad, rtol=1e-4, atol=1e-6)
 
