@@ -88,7 +88,8 @@ def main() -> None:
         alone = alone or (total if k == 1 else None)
         ratio = f"{total / alone:>11.2f}x" if alone else f"{'':>12}"
         print(f"{k:>7}{total:>16.1f}{total / k:>11.1f}{ratio}")
-        results.add(trials=k, images_per_s=total, per_trial=total / k, vs_one=total / alone if alone else None)
+        results.add(trials=k, images_per_s=total, per_trial=total / k,
+                    vs_one=total / alone if alone else None)
     ray.shutdown()
     results.write(args.json)
 

@@ -34,6 +34,11 @@ class Failure(Exception):
     """A check failed; the message is one line."""
 
 
+def _one_line(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:200]}" if text else type(err).__name__
+
+
 PACKAGES = ("torch", "triton", "spikingjelly", "cupy-cuda13x", "cupy-cuda12x", "cuda-bindings",
             "ray", "optuna", "numpy")
 
@@ -115,7 +120,7 @@ def check_backends(device: torch.device) -> str:
             bad = next((r for cls in (LIF, PLIF) for dt in (torch.float32, torch.bfloat16)
                         if (r := _disagreement(backend, cls, dt, device))), None)
         except Exception as err:  # a crash on this device is what we are here to find
-            bad = f"raised {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+            bad = f"raised {_one_line(err)}"
         parts.append(f"{backend} {'DISAGREES' if bad else 'agrees'}")
         if bad:
             failures.append(f"{backend} on {device}: {bad}")
@@ -149,7 +154,7 @@ def check_compilers(device: torch.device) -> str:
             if name == "triton" and device.type == "cuda":
                 failures.append(str(err))
         except Exception as err:
-            failures.append(f"{name} for sm_{sm}: {type(err).__name__}: {str(err).strip().splitlines()[0]}")
+            failures.append(f"{name} for sm_{sm}: {_one_line(err)}")
     if failures:
         raise Failure("; ".join(failures))
     return f"sm_{sm}{note}: " + ", ".join(parts)
@@ -171,8 +176,7 @@ def check_ray(address: str | None, device: torch.device) -> str:
                          log_to_driver=False)
         res = ray.cluster_resources()
     except Exception as err:
-        raise Failure(f"Ray at {address or 'local'}: {type(err).__name__}: "
-                      f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}") from None
+        raise Failure(f"Ray at {address or 'local'}: {_one_line(err)}") from None
     finally:
         if started and ray.is_initialized():
             ray.shutdown()
@@ -195,8 +199,7 @@ def check_storage(url: str | None) -> str:
         storage = make_storage(url)
         n = len(storage.get_all_studies())
     except Exception as err:
-        text = " ".join(str(err).split())
-        raise Failure(f"{_hide_password(url)} unreachable: {type(err).__name__}: {text[:200]}") from None
+        raise Failure(f"{_hide_password(url)} unreachable: {_one_line(err)}") from None
     return f"{_hide_password(url)} reachable ({n} {'study' if n == 1 else 'studies'})"
 
 
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     checks = [("versions", check_versions), ("devices", lambda: check_devices(device)),
               ("backends", lambda: check_backends(device)),
               ("compilers", lambda: check_compilers(device)),
-              ("ray", (lambda: "skipped (--no-ray)") if args.no_ray else (lambda: check_ray(address, device))),
+              ("ray", lambda: "skipped (--no-ray)" if args.no_ray else check_ray(address, device)),
               ("storage", lambda: check_storage(url))]
     failed = []
     for name, check in checks:

@@ -14,8 +14,8 @@ def _run(capsys, *argv):
 def test_doctor_passes_here_and_names_every_check(tmp_path, capsys):
     rc, out, err = _run(capsys, "--no-ray", "--storage", f"sqlite:///{tmp_path}/optuna.db")
     assert rc == 0 and err == [], (out, err)
-    assert [line.split()[:2] for line in out] == [["ok", n] for n in
-                                                   ("versions", "devices", "backends", "compilers", "ray", "storage")]
+    checks = ("versions", "devices", "backends", "compilers", "ray", "storage")
+    assert [line.split()[:2] for line in out] == [["ok", name] for name in checks]
     text = "\n".join(out)
     assert f"torch {torch.__version__}" in text and "reachable (0 studies)" in text
     if not torch.cuda.is_available():

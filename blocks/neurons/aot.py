@@ -41,6 +41,7 @@ REPRESENTATIVE = (
     Variant("backward", torch.bfloat16, "lif", 1), Variant("backward", torch.bfloat16, "plif", 8),
 )
 _TRITON_TYPE = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+_ACCESS = re.compile(r"\b(ld|st)\.global(?:\.[a-z]+)*?(\.v[248])?\.([bfsu]\d+)\b")  # op, vector, width
 
 
 @dataclass
@@ -51,14 +52,13 @@ class Compiled:
     def global_accesses(self) -> dict[str, int]:
         """Counts of global loads and stores by width: ``{"ld.v4": 3, "st.b16": 1, ...}``."""
         counts: dict[str, int] = {}
-        for op, vec, width in re.findall(r"\b(ld|st)\.global(?:\.[a-z]+)*?(\.v[248])?\.([bfsu]\d+)\b", self.ptx):
+        for op, vec, width in _ACCESS.findall(self.ptx):
             key = f"{op}{vec or ''}.{width}"
             counts[key] = counts.get(key, 0) + 1
         return counts
 
     def widest_access_bits(self) -> int:
-        widths = [int(vec[2:] or 1) * int(w[1:]) for vec, w in
-                  re.findall(r"\b(?:ld|st)\.global(?:\.[a-z]+)*?(\.v[248])?\.([bfsu]\d+)\b", self.ptx)]
+        widths = [int(vec[2:] or 1) * int(w[1:]) for _, vec, w in _ACCESS.findall(self.ptx)]
         return max(widths, default=0)
 
 

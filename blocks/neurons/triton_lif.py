@@ -51,10 +51,10 @@ def _require(x: torch.Tensor) -> None:
         import triton  # noqa: F401
     except ImportError as err:
         raise RuntimeError("backend 'triton' needs Triton (it ships with CUDA builds of torch); "
-                           "allowed without it: 'torch', 'spikingjelly'") from err
+                           "allowed without it: 'auto', 'torch', 'spikingjelly'") from err
     if not x.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError(f"backend 'triton' runs on CUDA tensors (this input is on {x.device}); "
-                           "allowed on CPU: 'torch', 'spikingjelly' (or start the process with "
+                           "allowed on CPU: 'auto', 'torch', 'spikingjelly' (or start the process with "
                            "TRITON_INTERPRET=1 to interpret the kernel, for tests)")
 
 
