@@ -13,6 +13,11 @@ so ``T x N x (4b + 8)`` bytes for one forward and backward (fp32: 24 B, bf16: 16
 neuron-step). The table divides those bytes by the measured time, whatever the backend
 really moves (an unfused backend moves more, so its figure is an effective bandwidth),
 and gives the share of the device's peak (``--peak-gbs``, or a known GPU's datasheet).
+
+``spikingjelly`` rows with 16-bit inputs include a cast to fp32 and back: our backend
+feeds spikingjelly fp32 (its own fp16/bf16 path is its slow torch one, with a 16-bit
+membrane). A backend that cannot run here prints ``n/a`` and why. ``--json PATH`` also
+writes the rows as JSON.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import time
 import torch
 
 from blocks.neurons import LIF
-from timing import device_name, sync
+from timing import Results, device_name, sync, unavailable
 
 # datasheet peak memory bandwidth, GB/s
 PEAK_GBS = {"H100 SXM": 3350.0, "H100 NVL": 3900.0, "H100 PCIe": 2000.0, "H100": 3350.0,
@@ -73,28 +78,41 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--peak-gbs", type=float, help="the device's peak memory bandwidth, GB/s")
+    ap.add_argument("--json", help="also write the rows to this JSON file")
     args = ap.parse_args()
     device = torch.device(args.device)
     peak = args.peak_gbs or peak_bandwidth(device)
     name = device_name(device)
     print(f"multi-step LIF forward+backward, {args.neurons:,} neurons/step, {name}"
           f"{f', peak {peak:.0f} GB/s' if peak else ''}")
+    results = Results("lif_kernel", device, neurons=args.neurons, peak_gbs=peak)
     print(f"{'backend':<14}{'T':>3}{'dtype':>10}{'ms':>10}{'GB/s':>9}{'% peak':>8}{'vs torch':>10}")
     for T in (int(t) for t in args.T.split(",")):
         for dtype in (getattr(torch, d) for d in args.dtypes.split(",")):
             base = None
             for backend in args.backends.split(","):
-                label = f"{backend:<14}{T:>3}{str(dtype).removeprefix('torch.'):>10}"
+                dtype_name = str(dtype).removeprefix('torch.')
+                label = f"{backend:<14}{T:>3}{dtype_name:>10}"
+                row = dict(backend=backend, T=T, dtype=dtype_name)
+                why = unavailable(backend, device, dtype)
                 try:
+                    if why:
+                        raise RuntimeError(why)
                     sec = time_fwd_bwd(backend, T, args.neurons, dtype, device, args.reps, args.warmup)
                 except RuntimeError as err:
                     print(f"{label}{'n/a':>10}  ({str(err).splitlines()[0][:60]})")
+                    results.add(**row, ms=None, why_not=str(err).splitlines()[0])
                     continue
                 gbs = bytes_moved(T, args.neurons, dtype) / sec / 1e9
                 base = base or (sec if backend == "torch" else None)
                 share = f"{100 * gbs / peak:>7.0f}%" if peak else f"{'':>8}"
                 ratio = f"{base / sec:>9.1f}x" if base else f"{'':>10}"
                 print(f"{label}{sec * 1e3:>10.2f}{gbs:>9.1f}{share}{ratio}")
+                results.add(**row, ms=sec * 1e3, gbs=gbs, peak_share=gbs / peak if peak else None,
+                            vs_torch=base / sec if base else None)
+    if "spikingjelly" in args.backends and any(d != "float32" for d in args.dtypes.split(",")):
+        print("spikingjelly with 16-bit inputs: cast to fp32 for its kernel, spikes cast back")
+    results.write(args.json)
 
 
 if __name__ == "__main__":

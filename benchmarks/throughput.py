@@ -14,7 +14,7 @@ import itertools
 import torch
 
 import blocks
-from timing import device_name, items_per_second, sgd_step
+from timing import Results, device_name, items_per_second, sgd_step, unavailable
 
 
 def measure(cfg, device, batch, steps, warmup, amp) -> float:
@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--amp", action="store_true", help="autocast (fp16 on CUDA, bf16 on CPU)")
+    ap.add_argument("--json", help="also write the rows to this JSON file")
     args = ap.parse_args()
     device = torch.device(args.device)
     over = {"T": args.T} | ({"image_size": args.image_size} if args.image_size else {})
@@ -47,13 +48,19 @@ def main() -> None:
     print(f"{cfg.name}: {params:.2f}M params, T={cfg.T}, {cfg.image_size}x{cfg.image_size}, "
           f"batch {args.batch_size}, {'AMP' if args.amp else 'fp32'}, {name}")
     print(f"{'backend':<14}{'images/s':>12}{'ms/step':>10}")
+    results = Results("throughput", device, arch=cfg.name, T=cfg.T, batch=args.batch_size, amp=args.amp)
     for backend in args.backends.split(","):
         try:
+            if unavailable(backend, device):
+                raise RuntimeError(unavailable(backend, device))
             ips = measure(blocks.with_neuron_backend(cfg, backend), device, args.batch_size, args.steps,
                           args.warmup, args.amp)
             print(f"{backend:<14}{ips:>12.1f}{1000 * args.batch_size / ips:>10.1f}")
+            results.add(backend=backend, images_per_s=ips)
         except RuntimeError as err:
             print(f"{backend:<14}{'n/a':>12}  ({str(err).splitlines()[0][:70]})")
+            results.add(backend=backend, images_per_s=None, why_not=str(err).splitlines()[0])
+    results.write(args.json)
 
 
 if __name__ == "__main__":

@@ -45,3 +45,32 @@ def sgd_step(model: torch.nn.Module, opt: torch.optim.Optimizer,
         opt.step()
 
     return step
+
+
+class Results:
+    """What a benchmark prints, also kept as rows for ``--json PATH`` (one JSON object:
+    the benchmark, its device and settings, and ``rows``, one dict per table row)."""
+
+    def __init__(self, benchmark: str, device: torch.device, **settings) -> None:
+        self.data = {"benchmark": benchmark, "device": device_name(device), **settings, "rows": []}
+
+    def add(self, **row) -> None:
+        self.data["rows"].append(row)
+
+    def write(self, path: str | None) -> None:
+        if path:
+            import json
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(json.dumps(self.data, indent=1) + "\n")
+
+
+def unavailable(backend: str, device: torch.device, dtype: torch.dtype = torch.float32) -> str | None:
+    """Why a neuron backend cannot run here (a benchmark prints n/a rather than time the
+    backend the dispatch would use instead), or None."""
+    from blocks.neurons import LIF
+    from blocks.neurons.backends import why_not
+
+    reason = why_not(backend, device, dtype, LIF)
+    return None if reason is None else reason.removeprefix("it ")

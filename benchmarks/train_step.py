@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import blocks
 from nas.data import TensorLoader
-from timing import device_name, items_per_second, sgd_step
+from timing import Results, device_name, items_per_second, sgd_step
 
 LEVERS = ("naive", "data", "triton", "compile", "bf16")
 MEAN, STD = (125.3, 123.0, 113.9), (63.0, 62.1, 66.7)
@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps (compilation happens here)")
     ap.add_argument("--workers", type=int, default=4, help="DataLoader workers of the naive pipeline")
     ap.add_argument("--images", type=int, default=10_000, help="size of the random uint8 dataset")
+    ap.add_argument("--json", help="also write the rows to this JSON file")
     args = ap.parse_args()
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in LEVERS]
@@ -106,6 +107,7 @@ def main() -> None:
     name = device_name(device)
     print(f"{cfg.name}: {params:.2f}M params, T={cfg.T}, {cfg.image_size}x{cfg.image_size}, {name}")
     print(f"{'variant':<34}{'batch':>6}{'images/s':>11}{'vs naive':>10}")
+    results = Results("train_step", device, arch=cfg.name, T=cfg.T)
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         base = None
         for variant in variants:
@@ -117,10 +119,13 @@ def main() -> None:
                 ips = measure(levers, cfg, device, batch, args.steps, args.warmup, args.workers, args.images)
             except RuntimeError as err:
                 print(f"{label:<34}{batch:>6}{'n/a':>11}  ({str(err).splitlines()[0][:60]})")
+                results.add(variant=label, batch=batch, images_per_s=None, why_not=str(err).splitlines()[0])
                 continue
             base = base or (ips if variant == "naive" else None)
             ratio = f"{ips / base:>9.2f}x" if base else f"{'':>10}"
             print(f"{label:<34}{batch:>6}{ips:>11.1f}{ratio}")
+            results.add(variant=label, batch=batch, images_per_s=ips, vs_naive=ips / base if base else None)
+    results.write(args.json)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import ray
 import torch
 
 import blocks
-from timing import device_name
+from timing import Results, device_name
 
 
 def train_steps(arch: str, T: int, backend: str, batch: int, steps: int, warmup: int,
@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--json", help="also write the rows to this JSON file")
     ap.add_argument("--settle", type=float, default=60.0,
                     help="seconds allowed for every trial to build and warm up before timing")
     args = ap.parse_args()
@@ -73,6 +74,8 @@ def main() -> None:
              runtime_env={"env_vars": {"PYTHONPATH": path}})
     print(f"{args.arch}, T={args.T}, batch {args.batch_size}, backend {backend}, {device_name(device)}")
     print(f"{'trials':>7}{'total images/s':>16}{'per trial':>11}{'vs 1 trial':>12}")
+    results = Results("trial_packing", device, arch=args.arch, T=args.T, batch=args.batch_size,
+                      backend=backend)
     alone = None
     for k in (int(p) for p in args.packings.split(",")):
         res = {"num_gpus": 1.0 / k} if device.type == "cuda" else {"num_cpus": cpus / k}
@@ -85,7 +88,10 @@ def main() -> None:
         alone = alone or (total if k == 1 else None)
         ratio = f"{total / alone:>11.2f}x" if alone else f"{'':>12}"
         print(f"{k:>7}{total:>16.1f}{total / k:>11.1f}{ratio}")
+        results.add(trials=k, images_per_s=total, per_trial=total / k,
+                    vs_one=total / alone if alone else None)
     ray.shutdown()
+    results.write(args.json)
 
 
 if __name__ == "__main__":

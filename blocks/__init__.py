@@ -14,8 +14,8 @@ from torch import nn
 
 # importing the block modules registers them
 from . import channels, encoders, fp_lif, heads, neurons, tokens  # noqa: F401
-from .config import (ArchConfig, ConfigError, dump_config, load_config, presets, read_recipe,
-                     with_neuron_backend)
+from .config import (ArchConfig, ConfigError, dump_config, load_config, neuron_backends, presets,
+                     read_recipe, with_neuron_backend)
 from .models import FAMILIES
 from .registry import available, create, get, register
 
@@ -31,5 +31,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["ArchConfig", "ConfigError", "available", "build", "count_parameters", "create", "read_recipe",
-           "dump_config", "get", "load_config", "presets", "register", "with_neuron_backend"]
+__all__ = ["ArchConfig", "ConfigError", "available", "build", "count_parameters", "create",
+           "dump_config", "get", "load_config", "neuron_backends", "presets", "read_recipe", "register",
+           "with_neuron_backend"]

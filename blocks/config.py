@@ -279,6 +279,16 @@ def with_neuron_backend(x: "str | Path | ArchConfig | dict", backend: str) -> Ar
     return load_config(data)
 
 
+def neuron_backends(cfg: ArchConfig) -> dict[str, str]:
+    """Every neuron backend the config sets, by field (``neuron.backend``,
+    ``stages.1.neuron.backend``); a neuron without one uses the default, ``auto``."""
+    found = {"neuron.backend": cfg.neuron.params.get("backend", "auto")}
+    for i, st in enumerate(cfg.stages):
+        if st.neuron is not None:
+            found[f"stages.{i}.neuron.backend"] = st.neuron.params.get("backend", "auto")
+    return found
+
+
 def dump_config(cfg: ArchConfig, path: "str | Path | None" = None) -> str:
     """The config as YAML text; also written to ``path`` if given."""
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
-from blocks.neurons import BACKENDS, CUDA_BACKENDS
+from blocks.neurons import BACKENDS
+from blocks.neurons.backends import why_not
 
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .data import SOURCES, Data, DataConfig, DataError, load_data
@@ -400,7 +401,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, help="DataLoader workers for streamed image folders (default: 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: auto (CUDA when present)")
     p.add_argument("--neuron-backend", choices=BACKENDS,
-                   help="compute every spiking neuron with this backend (default: the architecture's)")
+                   help="compute every spiking neuron with this backend (default: the architecture's; "
+                        "auto: our Triton kernel on CUDA, torch on CPU)")
     p.add_argument("--max-steps-per-epoch", type=int, help="cap each epoch (smoke runs; default: none)")
     p.add_argument("--out", help="checkpoint directory (default runs/train/<arch>-<data>-<time>); "
                                  "an existing last.pt there is resumed")
@@ -445,10 +447,14 @@ def _configs(args: argparse.Namespace):
     except ValueError as err:
         raise _UsageError("--device", str(err)) from None
     if args.neuron_backend is not None:
-        if args.neuron_backend in CUDA_BACKENDS and device.type != "cuda":
-            raise _UsageError("--neuron-backend", f"{args.neuron_backend!r} runs on CUDA only; allowed on "
-                                                  f"{device.type}: {', '.join(b for b in BACKENDS if b not in CUDA_BACKENDS)}")
         arch = blocks.with_neuron_backend(arch, args.neuron_backend)
+    for field, backend in blocks.neuron_backends(arch).items():  # the flag's, or the file's
+        reason = why_not(backend, device)
+        if reason is not None:
+            allowed = ", ".join(b for b in BACKENDS if why_not(b, device) is None)
+            raise _UsageError("--neuron-backend" if args.neuron_backend is not None else f"{flag}: {field}",
+                              f"{backend!r} cannot run on {device.type}: {reason.removeprefix('it ')}; "
+                              f"allowed on {device.type}: {allowed}")
     return arch, data, cfg
 
 

@@ -1,4 +1,5 @@
 """The benchmark scripts run and print their tables (tiny sizes, CPU: not a timing test)."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,13 +16,18 @@ def _run(script: str, *args: str) -> str:
     return proc.stdout
 
 
-def test_lif_kernel_table():
+def test_lif_kernel_table(tmp_path):
     out = _run("lif_kernel.py", "--device", "cpu", "--neurons", "4096", "--T", "2",
-               "--dtypes", "float32", "--backends", "torch,spikingjelly,triton", "--reps", "2")
+               "--dtypes", "float32", "--backends", "torch,spikingjelly,triton", "--reps", "2",
+               "--json", str(tmp_path / "lif.json"))
     rows = {line.split()[0]: line for line in out.splitlines()[2:]}
     assert set(rows) == {"torch", "spikingjelly", "triton"}
     assert float(rows["torch"].split()[3]) > 0  # ms
-    assert "n/a" in rows["triton"] and "CUDA" in rows["triton"]
+    assert "n/a" in rows["triton"] and "CUDA" in rows["triton"]  # not timed as its fallback
+    saved = json.loads((tmp_path / "lif.json").read_text())
+    assert saved["benchmark"] == "lif_kernel" and [r["backend"] for r in saved["rows"]] == \
+        ["torch", "spikingjelly", "triton"]
+    assert saved["rows"][0]["ms"] > 0 and saved["rows"][2]["ms"] is None
 
 
 @pytest.mark.parametrize("script,args", [

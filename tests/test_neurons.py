@@ -7,7 +7,8 @@ import torch
 
 import blocks
 from blocks.fp_lif import fp_lif
-from blocks.neurons import IF, LIF, PLIF, surrogate_grad
+from blocks.neurons import IF, LIF, PLIF, SpikingNeuron, surrogate_grad
+from blocks.neurons.backends import BackendFallbackWarning, resolve
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/neuron_checks.py
 from neuron_checks import assert_same_dynamics  # noqa: E402
@@ -58,9 +59,63 @@ def test_plif_learns_its_time_constant():
     assert n.w.grad is not None and n.w.grad != 0
 
 
-def test_cupy_backend_without_cuda_says_so():
-    with pytest.raises(RuntimeError, match="backend 'cupy'"):
-        LIF(backend="cupy")(torch.randn(2, 3))
+@pytest.mark.parametrize("backend", ["cupy", "triton"])
+def test_a_backend_that_cannot_serve_warns_once_and_uses_autos_choice(backend):
+    x = torch.randn(3, 50) * 1.5
+    with pytest.warns(BackendFallbackWarning) as caught:
+        out = LIF(backend=backend)(x)
+    assert len(caught) == 1
+    line = str(caught[0].message)
+    assert "\n" not in line and f"neuron backend {backend!r}" in line and "using 'torch'" in line
+    assert torch.equal(out, LIF(backend="torch")(x))
+
+
+def test_auto_is_the_default_and_torch_on_cpu():
+    assert LIF().backend == PLIF().backend == IF().backend == "auto"
+    assert blocks.load_config("cifar_ablation_c60").neuron.params["backend"] == "auto"
+    for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+        assert resolve("auto", torch.device("cpu"), dtype, LIF) == ("torch", None)
+    x = torch.randn(4, 2, 99) * 1.5
+    torch.testing.assert_close(LIF()(x), LIF(backend="torch")(x), rtol=0, atol=0)
+
+
+def test_auto_on_cuda_picks_our_kernel_where_it_applies():
+    pytest.importorskip("triton")
+    cuda = torch.device("cuda", 1)  # resolve() looks at the device's type only: no GPU needed
+    for cls in (LIF, PLIF, IF):
+        for dtype in (torch.float32, torch.bfloat16, torch.float16):
+            assert resolve("auto", cuda, dtype, cls) == ("triton", None)
+    assert resolve("auto", cuda, torch.float64, LIF) == ("torch", None)  # no fp64 kernel
+    backend, reason = resolve("triton", cuda, torch.float64, LIF)
+    assert backend == "torch" and "fp32, bf16 or fp16" in reason
+    assert resolve("spikingjelly", cuda, torch.bfloat16, PLIF) == ("spikingjelly", None)
+
+    class Other(SpikingNeuron):  # a neuron none of the fused kernels knows
+        def leak(self):
+            return 0.0
+    assert resolve("auto", cuda, torch.float32, Other) == ("torch", None)
+    assert resolve("triton", cuda, torch.float32, Other)[1] == "it does not compute Other"
+
+
+@pytest.mark.parametrize("cls", [LIF, PLIF, IF])
+def test_half_inputs_keep_an_fp32_membrane_also_under_autocast(cls):
+    """"The" model computes the membrane in fp32 for bf16 inputs (our kernels do): the
+    reference, under bf16 autocast too, and spikingjelly give the fp32 spikes."""
+    torch.manual_seed(5)
+    x = (torch.randn(8, 4, 300) * 1.5).to(torch.bfloat16)
+    fp32 = cls(backend="torch")(x.float())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = cls(backend="torch")(x)
+    sj = cls(backend="spikingjelly")(x)
+    assert ref.dtype == sj.dtype == torch.bfloat16
+    assert torch.equal(ref.float(), fp32) and torch.equal(sj.float(), fp32)
+    if cls is LIF:  # the input tells the two apart: a bf16 membrane gives other spikes
+        v, bf16 = torch.zeros_like(x[0]), []
+        for x_t in x:
+            h = v + (x_t - v) * 0.5
+            bf16.append((h >= 1.0).to(x.dtype))
+            v = h * (1 - bf16[-1])
+        assert not torch.equal(torch.stack(bf16).float(), fp32)
 
 
 def test_bad_neuron_values_name_the_field():

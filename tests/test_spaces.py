@@ -123,7 +123,7 @@ def test_round_trip_fields_equal_the_chosen_values():
     assert cfg.T == 6
     assert cfg.neuron.model_dump() == {"kind": "if", "v_threshold": 0.75, "v_reset": None,
                                        "detach_reset": True, "surrogate": "atan", "alpha": 3.0,
-                                       "backend": "torch"}
+                                       "backend": "auto"}
 
 
 def test_grid_raises_for_infinite_spaces():

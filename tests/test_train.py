@@ -12,6 +12,7 @@ from torch import nn
 
 import blocks
 from nas.data import load_data
+from nas.train import main as train_main
 from nas.train import (TrainConfig, TrainingDiverged, cosine_with_warmup, evaluate, load_checkpoint,
                        make_optimizers, train)
 
@@ -165,7 +166,7 @@ def _cli(*args, cwd=REPO):
     (["--arch", "tiny", "--data", "cifar10", "--data-root", "{tmp}"], "--data-root", ["internet", "npz"]),
     (["--arch", "tiny", "--data", "digits", "--batch-size", "0"], "--batch-size", ["greater than"]),
     (["--arch", "tiny", "--data", "digits", "--device", "cpu", "--neuron-backend", "triton"],
-     "--neuron-backend", ["CUDA only", "allowed on cpu: torch, spikingjelly"]),
+     "--neuron-backend", ["CUDA only", "allowed on cpu: auto, torch, spikingjelly"]),
 ])
 def test_cli_bad_input_exits_2_with_one_message(tmp_path, args, flag, words):
     proc = _cli(*[a.format(tmp=tmp_path) for a in args], "--out", str(tmp_path / "run"))
@@ -174,6 +175,18 @@ def test_cli_bad_input_exits_2_with_one_message(tmp_path, args, flag, words):
     for word in words:
         assert word in proc.stderr
     assert proc.stdout == ""
+
+
+def test_cli_checks_a_config_files_backend_like_the_flag(tmp_path, capsys):
+    cfg = blocks.load_config({**blocks.load_config("tiny").model_dump(mode="json"),
+                              "neuron": {"kind": "lif", "backend": "triton"}})
+    path = tmp_path / "arch.yaml"
+    blocks.dump_config(cfg, path)
+    assert train_main(["--arch-config", str(path), "--data", "digits", "--device", "cpu",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--arch-config: neuron.backend: 'triton'" in err
+    assert "CUDA only" in err and "allowed on cpu: auto, torch, spikingjelly" in err
 
 
 def test_cli_smoke_run_prints_one_json_line(tmp_path):

@@ -29,7 +29,20 @@ def test_kernels_in_triton_interpreter():
 
 
 @pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="the interpreter runs it on CPU")
-def test_triton_backend_on_cpu_says_so():
+def test_triton_kernel_on_cpu_says_so():
     pytest.importorskip("triton")
+    from blocks.neurons.triton_lif import triton_multistep
+
     with pytest.raises(RuntimeError, match="backend 'triton' runs on CUDA tensors"):
-        LIF(backend="triton")(torch.randn(2, 3))
+        triton_multistep(torch.randn(2, 3), leak=0.5, decay_input=True, v_threshold=1.0,
+                         v_reset=0.0, detach_reset=True, surrogate="sigmoid", alpha=4.0)
+
+
+def test_blocks_give_128_bit_accesses():
+    pytest.importorskip("triton")
+    from blocks.neurons.triton_lif import NUM_WARPS, block_size
+
+    for dtype, block in ((torch.float32, 512), (torch.bfloat16, 1024), (torch.float16, 1024)):
+        assert block_size(dtype) == block
+        per_thread_bytes = block // (32 * NUM_WARPS) * torch.empty((), dtype=dtype).element_size()
+        assert per_thread_bytes == 16

@@ -14,8 +14,11 @@ Dynamics (``h`` before firing, ``v`` after reset, ``k`` the leak):
 ``s_t = H(h_t - V_th)``; hard reset ``v_t = h_t (1 - s_t) + v_reset s_t``;
 soft reset (v_reset None) ``v_t = h_t - V_th s_t``.
 
-Backends compute exactly this; :func:`blocks.neurons.lif.reference_multistep` is the
-reference that every other backend is tested against.
+The membrane arithmetic is fp32 for fp32, bf16 and fp16 inputs (fp64 stays fp64), also
+under autocast; the spikes come back in the input's dtype. Backends compute exactly this;
+:func:`blocks.neurons.lif.reference_multistep` is the reference that every other backend
+is tested against. ``backend: auto`` (the default) picks one per call from the input's
+device and dtype: :func:`blocks.neurons.backends.resolve`.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from torch import nn
 
 from .surrogate import DEFAULT_ALPHA, SURROGATES
 
-BACKENDS = ("torch", "spikingjelly", "cupy", "triton")
+BACKENDS = ("auto", "torch", "spikingjelly", "cupy", "triton")
 CUDA_BACKENDS = ("cupy", "triton")  # our fused kernels: CUDA tensors only
 
 
@@ -39,7 +42,7 @@ class SpikingNeuron(nn.Module):
         detach_reset: bool = True,
         surrogate: str = "sigmoid",
         alpha: float | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         if surrogate not in SURROGATES:

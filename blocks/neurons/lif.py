@@ -22,7 +22,13 @@ def reference_multistep(
     surrogate: str,
     alpha: float,
 ) -> torch.Tensor:
-    """The reference dynamics of :mod:`blocks.neurons.base`, one time step at a time."""
+    """The reference dynamics of :mod:`blocks.neurons.base`, one time step at a time.
+
+    The membrane is computed in fp32 for half-precision inputs (also under autocast: only
+    element-wise ops run here, which autocast leaves alone), as our fused kernels do; the
+    spikes are cast back to the input's dtype, so the input's gradient is rounded once."""
+    dtype = x.dtype
+    x = x.to(torch.promote_types(dtype, torch.float32))
     v = torch.full_like(x[0], 0.0 if v_reset is None else v_reset)
     vr = 0.0 if v_reset is None else v_reset
     out = []
@@ -35,7 +41,7 @@ def reference_multistep(
         s_r = s.detach() if detach_reset else s
         v = h * (1.0 - s_r) + vr * s_r if v_reset is not None else h - v_threshold * s_r
         out.append(s)
-    return torch.stack(out)
+    return torch.stack(out).to(dtype)
 
 
 class _Leaky(SpikingNeuron):
@@ -44,7 +50,7 @@ class _Leaky(SpikingNeuron):
     def __init__(self, *, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = True,
                  surrogate: str = "sigmoid", alpha: float | None = None,
-                 backend: str = "torch") -> None:
+                 backend: str = "auto") -> None:
         super().__init__(v_threshold=v_threshold, v_reset=v_reset, detach_reset=detach_reset,
                          surrogate=surrogate, alpha=alpha, backend=backend)
         if not float(tau) > 1.0:
@@ -92,7 +98,7 @@ class IF(SpikingNeuron):
 
     def __init__(self, *, v_threshold: float = 1.0, v_reset: float | None = 0.0,
                  detach_reset: bool = True, surrogate: str = "sigmoid",
-                 alpha: float | None = None, backend: str = "torch") -> None:
+                 alpha: float | None = None, backend: str = "auto") -> None:
         super().__init__(v_threshold=v_threshold, v_reset=v_reset, detach_reset=detach_reset,
                          surrogate=surrogate, alpha=alpha, backend=backend)
 

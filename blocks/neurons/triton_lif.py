@@ -10,6 +10,14 @@ costs one kernel per direction and moves only the bytes it must (per neuron and 
   learnable leak (PLIF) also reads ``x`` and adds one atomic per program. A fixed leak is
   passed by value (nothing is copied to the device per call); PLIF's is read on the device.
 
+Launch shape: 4 warps (128 threads), each thread owning 16 bytes of every input row, so
+``BLOCK`` is 512 neurons for fp32 inputs and 1024 for bf16/fp16 and each access of ``x``,
+the spikes and the gradients is one 128-bit load or store (``h``, fp32, two of them for
+16-bit inputs) when ``N`` is a multiple of 16, as Triton then proves the alignment
+(``tests/test_gpu_compile.py`` reads the widths in the PTX). T is a compile-time constant:
+the time loop is unrolled and each new T compiles once (about a second).
+Launches run on the input's device (a device guard), on its current stream.
+
 fp32 or bf16/fp16 inputs; the membrane arithmetic is fp32 in the order of
 :func:`blocks.neurons.lif.reference_multistep`, without fused multiply-adds, so the spikes
 are bit-identical to the reference. CUDA tensors compile for the GPU; CPU tensors run in
@@ -18,12 +26,24 @@ only), and otherwise fail with a message that names the ``backend`` field.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
 
 _SURROGATE_ID = {"sigmoid": 0, "atan": 1, "triangle": 2}
-BLOCK = 256
+NUM_WARPS = 4
+ACCESS_BYTES = 16  # one 128-bit access per thread and row
+
+
+def block_size(dtype: torch.dtype) -> int:
+    """Neurons per program: 32 x NUM_WARPS threads, each ACCESS_BYTES of the input's dtype."""
+    return 32 * NUM_WARPS * ACCESS_BYTES // torch.empty((), dtype=dtype).element_size()
+
+
+def device_guard(x: torch.Tensor):
+    """Launch on ``x``'s GPU, not the current one (Triton takes the current device's stream)."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
 
 
 def _require(x: torch.Tensor) -> None:
@@ -31,15 +51,15 @@ def _require(x: torch.Tensor) -> None:
         import triton  # noqa: F401
     except ImportError as err:
         raise RuntimeError("backend 'triton' needs Triton (it ships with CUDA builds of torch); "
-                           "allowed without it: 'torch', 'spikingjelly'") from err
+                           "allowed without it: 'auto', 'torch', 'spikingjelly'") from err
     if not x.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError(f"backend 'triton' runs on CUDA tensors (this input is on {x.device}); "
-                           "allowed on CPU: 'torch', 'spikingjelly' (or start the process with "
+                           "allowed on CPU: 'auto', 'torch', 'spikingjelly' (or start the process with "
                            "TRITON_INTERPRET=1 to interpret the kernel, for tests)")
 
 
-def _grid(n: int):
-    return ((n + BLOCK - 1) // BLOCK,)
+def _grid(n: int, block: int):
+    return ((n + block - 1) // block,)
 
 
 class _TritonLIF(torch.autograd.Function):
@@ -55,10 +75,13 @@ class _TritonLIF(torch.autograd.Function):
         in_memory = isinstance(leak, torch.Tensor)
         from .triton_kernels import lif_forward
 
-        lif_forward[_grid(n)](x, spikes, h_seq, leak if in_memory else x, 0.0 if in_memory else leak,
-                              n, vth, v_reset or 0.0, T=T, DECAY_INPUT=decay_input,
-                              HARD=v_reset is not None, LEAK_IN_MEMORY=in_memory,
-                              BLOCK=BLOCK, enable_fp_fusion=False)
+        block = block_size(x.dtype)
+        with device_guard(x):
+            lif_forward[_grid(n, block)](x, spikes, h_seq, leak if in_memory else x,
+                                         0.0 if in_memory else leak, n, vth, v_reset or 0.0, T=T,
+                                         DECAY_INPUT=decay_input, HARD=v_reset is not None,
+                                         LEAK_IN_MEMORY=in_memory, BLOCK=block, num_warps=NUM_WARPS,
+                                         enable_fp_fusion=False)
         leak_grad = ctx.needs_input_grad[1]
         ctx.save_for_backward(h_seq, leak if in_memory else None, x if leak_grad else None)
         ctx.cfg = (None if in_memory else leak, decay_input, vth, v_reset, detach_reset, surrogate, alpha)
@@ -75,12 +98,15 @@ class _TritonLIF(torch.autograd.Function):
         grad_leak = torch.zeros(1, device=h_seq.device, dtype=torch.float32) if leak_grad else h_seq
         from .triton_kernels import lif_backward
 
-        lif_backward[_grid(n)](grad_s, h_seq, x if leak_grad else h_seq, grad_x, grad_leak,
-                               h_seq if leak_t is None else leak_t, leak or 0.0, n, vth,
-                               v_reset or 0.0, alpha, T=T, DECAY_INPUT=decay_input,
-                               HARD=v_reset is not None, DETACH=detach_reset,
-                               KIND=_SURROGATE_ID[surrogate], LEAK_IN_MEMORY=leak_t is not None,
-                               LEAK_GRAD=leak_grad, BLOCK=BLOCK, enable_fp_fusion=False)
+        block = block_size(grad_s.dtype)
+        with device_guard(grad_s):
+            lif_backward[_grid(n, block)](grad_s, h_seq, x if leak_grad else h_seq, grad_x, grad_leak,
+                                          h_seq if leak_t is None else leak_t, leak or 0.0, n, vth,
+                                          v_reset or 0.0, alpha, T=T, DECAY_INPUT=decay_input,
+                                          HARD=v_reset is not None, DETACH=detach_reset,
+                                          KIND=_SURROGATE_ID[surrogate],
+                                          LEAK_IN_MEMORY=leak_t is not None, LEAK_GRAD=leak_grad,
+                                          BLOCK=block, num_warps=NUM_WARPS, enable_fp_fusion=False)
         return (grad_x, grad_leak.reshape(leak_t.shape) if leak_grad else None,
                 None, None, None, None, None, None)
 
