@@ -177,12 +177,42 @@ def one_line(err: Exception) -> str:
     return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
 
 
-def read_mapping(path: Path, what: str, error: type[Exception]) -> dict:
-    """A YAML file that must hold a mapping; ``error`` (one line naming the file) if not."""
+class StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a duplicate key instead of keeping its last value."""
+
+
+def _mapping(loader: StrictLoader, node: yaml.MappingNode) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def read_yaml(path: Path, error: type[Exception]) -> Any:
+    """A YAML file's content (UTF-8, a BOM allowed, no duplicate keys); ``error`` with one
+    line naming the file if it cannot be read."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: not UTF-8 text (byte {err.start}: {err.reason})") from None
+    except OSError as err:
+        raise error(f"{path}: cannot be read: {err.strerror or err}") from None
+    try:
+        return yaml.load(text, Loader=StrictLoader)
     except yaml.YAMLError as err:
         raise error(f"{path}: not valid YAML: {one_line(err)}") from None
+
+
+def read_mapping(path: Path, what: str, error: type[Exception]) -> dict:
+    """A YAML file that must hold a mapping; ``error`` (one line naming the file) if not."""
+    data = read_yaml(path, error)
     if not isinstance(data, dict):
         raise error(f"{path}: {what} must be a mapping of fields")
     return data

@@ -48,7 +48,7 @@ class DataNotFoundError(DataError, FileNotFoundError):
 class SyntheticSpec(BaseModel):
     """Shape of the synthetic data set (tests only)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     n_train: int = Field(512, ge=2)
     n_test: int = Field(128, ge=0)
     num_classes: int = Field(4, ge=2)
@@ -58,7 +58,7 @@ class SyntheticSpec(BaseModel):
 
 
 class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: Literal["cifar10", "cifar100", "imagenet", "imagefolder", "npz", "digits", "synthetic"]
     root: str | None = None
     download: bool = False

@@ -16,8 +16,8 @@ def trials_frame(study: optuna.Study, cfg: StudyConfig) -> pd.DataFrame:
     rows = []
     names = [o.metric for o in cfg.objectives]
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.WAITING:
-            continue
+        if t.state == TrialState.WAITING or "duplicate_of" in t.user_attrs:
+            continue  # queued, or a proposal of a point the study had (never trained)
         row = {"number": t.number, "state": t.state.name, "point": json.dumps(t.params, sort_keys=True),
                "repeat": t.user_attrs.get("repeat", 0), "epochs": t.user_attrs.get("epochs", 0),
                "params": t.user_attrs.get("params"), "error": t.user_attrs.get("error"),

@@ -19,22 +19,6 @@ from blocks.config import one_line
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 
-def make_sampler(cfg: StudyConfig):
-    import optuna
-
-    s = cfg.sampler
-    opts = dict(s.options)
-    if s.name == "tpe":
-        return optuna.samplers.TPESampler(seed=s.seed, **opts)
-    if s.name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=s.seed, **opts)
-    if s.name == "gp":
-        return optuna.samplers.GPSampler(seed=s.seed, **opts)
-    if s.name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=s.seed, **opts)
-    return optuna.samplers.RandomSampler(seed=s.seed)  # random, and grid (all points queued)
-
-
 def make_scheduler(cfg: StudyConfig):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 
@@ -49,9 +33,10 @@ def make_scheduler(cfg: StudyConfig):
     return FIFOScheduler()
 
 
-def open_study(cfg: StudyConfig, fresh: bool = False):
+def open_study(cfg: StudyConfig, space, fresh: bool = False):
     """The Optuna study of ``cfg`` in its storage, created if needed; refuses a stored
-    study whose directions differ (Optuna would load it silently)."""
+    study of the same name that searched something else (another space, data, recipe,
+    fidelity or objectives: Optuna would load it silently and mix the results)."""
     import optuna
 
     storage = cfg.open_storage()
@@ -68,11 +53,25 @@ def open_study(cfg: StudyConfig, fresh: bool = False):
         raise StudyError(f"{cfg.source}: objectives: the stored study {cfg.name!r} in "
                          f"{cfg.storage_url} has directions {stored}, the file asks for "
                          f"{cfg.directions}; use --fresh to start over or another name")
+    _same_definition(cfg, study, cfg.definition(space))
     study.set_user_attr("study_config", cfg.model_dump(mode="json"))
     with warnings.catch_warnings():  # experimental in Optuna, stable in use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([o.metric for o in cfg.objectives])  # the dashboard's labels
     return study, storage
+
+
+def _same_definition(cfg: StudyConfig, study, mine: dict) -> None:
+    stored = study.user_attrs.get("definition")
+    if stored is None:
+        study.set_user_attr("definition", mine)
+        return
+    differ = [k for k in sorted(set(stored) | set(mine)) if stored.get(k) != mine.get(k)]
+    if differ:
+        raise StudyError(
+            f"{cfg.source}: name: the stored study {cfg.name!r} in {cfg.storage_url} searched "
+            f"something else (its {', '.join(differ)} differ from this file's); give this study "
+            "another name, or --fresh to delete the stored one")
 
 
 def _init_ray(cfg: StudyConfig) -> None:
@@ -118,6 +117,18 @@ def _probe(address: str, attempts: int = 3, timeout: float = 2.0) -> None:
                 raise ConnectionError(f"nothing answers at {host}:{port} ({err.strerror or err}) "
                                       f"after {attempts} attempts") from None
             time.sleep(1.0)
+
+
+def _stop_local_ray() -> None:
+    """Shut down the local Ray this run started and delete its session folder (its logs;
+    the trials' results are in the study's run folder), so that runs leave nothing in /tmp."""
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    session = node.get_session_dir_path() if node is not None else None
+    ray.shutdown()
+    if session:
+        shutil.rmtree(session, ignore_errors=True)
 
 
 def check_resources(cfg: StudyConfig) -> None:
@@ -214,7 +225,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     space = cfg.load_space()
     if not cfg.ray_address:
         _check_data(cfg)
-    study, storage = open_study(cfg, fresh)
+    study, storage = open_study(cfg, space, fresh)
     budget = cfg.trials
     if cfg.sampler.name == "grid":
         points = space.grid()
@@ -239,7 +250,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     if remaining > 0:
         _init_ray(cfg)
         check_resources(cfg)
-        searcher = StudySearcher(cfg, space, storage, make_sampler(cfg), budget)
+        searcher = StudySearcher(cfg, space, storage, budget=budget)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, study=cfg.model_dump_json()),
             {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu})
@@ -257,6 +268,8 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
             tuner.fit()
         finally:
             searcher.heartbeat.stop()
+            if not cfg.ray_address:
+                _stop_local_ray()
     print_ranking(study, cfg)
     print_next_steps(cfg, smoke)
     return study

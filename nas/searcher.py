@@ -16,6 +16,7 @@ every trial lands in the study that optuna-dashboard reads), :class:`StudySearch
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -33,18 +34,55 @@ def worst(direction: str) -> float:
     return -1e30 if direction == "maximize" else 1e30
 
 
+MAX_REASKS = 20  # a sampler that keeps proposing points the study has gets its way after this
+
+
+def make_sampler(cfg: StudyConfig, seed: int | None):
+    s = cfg.sampler
+    opts = dict(s.options)
+    if s.name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, **opts)
+    if s.name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, **opts)
+    if s.name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, **opts)
+    if s.name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, **opts)
+    return optuna.samplers.RandomSampler(seed=seed)  # random, and grid (all points queued)
+
+
+def driver_seed(seed: int | None, storage, study_id: int, driver: str) -> int | None:
+    """The study's sampler seed for the first driver of a fresh study (a run is then
+    reproducible); for any other driver (a second one, a resumed one) a seed of its own,
+    derived from the study's seed, the driver and the trials so far, so that no two
+    drivers replay one random stream."""
+    if seed is None:
+        return None
+    n = len(storage.get_all_trials(study_id, deepcopy=False))
+    if n == 0 and set(drivers(storage, study_id)) == {driver}:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{driver}:{n}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
 class StudySearcher(OptunaSearch):
-    def __init__(self, study: StudyConfig, space, storage, sampler, budget: int,
+    def __init__(self, study: StudyConfig, space, storage, sampler=None, budget: int = 1,
                  stale_after: float = STALE_AFTER_S) -> None:
+        """``sampler``: default the study's, seeded per driver (:func:`driver_seed`)."""
         metrics = [o.metric for o in study.objectives]
         modes = ["max" if d == "maximize" else "min" for d in study.directions]
         self._cfg, self._arch_space, self._budget = study, space, budget
         self._stale_after = stale_after
         self._curves: dict[str, list[float]] = {}
+        study_id = optuna.create_study(study_name=study.name, storage=storage, load_if_exists=True,
+                                       directions=study.directions)._study_id
+        self.heartbeat = Heartbeat(storage, study_id)  # registers this driver
+        if sampler is None:
+            sampler = make_sampler(study, driver_seed(study.sampler.seed, storage, study_id,
+                                                      self.heartbeat.driver))
         super().__init__(space=self._define, metric=metrics if len(metrics) > 1 else metrics[0],
                          mode=modes if len(modes) > 1 else modes[0], sampler=sampler,
                          study_name=study.name, storage=storage)
-        self.heartbeat = Heartbeat(storage, self._ot_study._study_id)
 
     def _define(self, trial) -> None:
         self._arch_space.define_by_run(trial)
@@ -61,8 +99,17 @@ class StudySearcher(OptunaSearch):
     def suggest(self, trial_id: str):
         if trial_id not in self._ot_trials and self._budget_reached():
             return Searcher.FINISHED
-        params = super().suggest(trial_id)
-        ot = self._ot_trials[trial_id]
+        for attempt in range(MAX_REASKS + 1):
+            params = super().suggest(trial_id)
+            ot = self._ot_trials[trial_id]
+            queued = ot.user_attrs.get("repeat") is not None  # a repeat, retry or grid point
+            twin = None if queued or attempt == MAX_REASKS else self._twin(ot)
+            if twin is None:
+                break
+            # a point the study already has: not trained again, the sampler asked once more
+            ot.set_user_attr("duplicate_of", twin)
+            self._ot_study.tell(ot, state=TrialState.FAIL)
+            del self._ot_trials[trial_id]
         self.heartbeat.claim(ot._trial_id)
         repeat = ot.user_attrs.get("repeat")
         if repeat is None:  # a freshly sampled point: queue its other repeats
@@ -72,6 +119,22 @@ class StudySearcher(OptunaSearch):
                 self._ot_study.enqueue_trial(ot.params, user_attrs={"repeat": r})
         self._curves[trial_id] = []
         return {"params": dict(params), "repeat": int(repeat), "optuna_trial": ot.number}
+
+    def _twin(self, ot) -> int | None:
+        """The number of another trial of the study at the same point (repeat 0) that is
+        queued, running or finished; None if there is none, or if the study already holds
+        every point of a finite space (then a point is trained again)."""
+        point, seen, twin = _key(ot.params, 0), set(), None
+        for t in self._ot_study.get_trials(deepcopy=False):
+            a = t.user_attrs
+            if t.number == ot.number or a.get("interrupted") or "duplicate_of" in a:
+                continue
+            key = _key(t.params or t.system_attrs.get("fixed_params", {}), a.get("repeat", 0))
+            seen.add(key)
+            if key == point and twin is None:
+                twin = t.number
+        size = getattr(self._arch_space, "size", None)  # a property: None when infinite
+        return None if size is not None and len(seen) >= size else twin
 
     def _record(self, trial_id: str, result: dict) -> None:
         """Add an epoch's value to the trial's curve (Ray may deliver the last result to
@@ -149,7 +212,7 @@ def retry_failed(study: optuna.Study, max_attempts: int) -> tuple[int, int]:
     queued = given_up = 0
     for t in trials:
         a = t.user_attrs
-        if t.state != TrialState.FAIL or a.get("interrupted") or t.number in done:
+        if t.state != TrialState.FAIL or a.get("interrupted") or "duplicate_of" in a or t.number in done:
             continue
         attempt = int(a.get("attempt", 1))
         if attempt >= max_attempts or not t.params:

@@ -148,8 +148,8 @@ def is_stale(t: FrozenTrial, stale_after: float = STALE_AFTER_S, now: float | No
 def counts_toward_budget(t: FrozenTrial, stale_after: float = STALE_AFTER_S,
                          registered: dict[str, float] | None = None) -> bool:
     """Finished trials, and running trials of live drivers; not interrupted ones (their
-    points were queued again)."""
-    if t.user_attrs.get("interrupted"):
+    points were queued again), nor proposals of a point the study had (never trained)."""
+    if t.user_attrs.get("interrupted") or "duplicate_of" in t.user_attrs:
         return False
     if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
         return True

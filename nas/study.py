@@ -35,7 +35,8 @@ class StudyError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # no unknown keys, and no silent coercion: `trials: true` or `trials: 1e26` is refused
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Objective(_Strict):
@@ -95,8 +96,8 @@ class StudyConfig(_Strict):
     objectives: list[Objective] = Field([Objective(metric="val_acc")], min_length=1)
     sampler: Sampler = Sampler()
     scheduler: Literal["asha", "hyperband", "none"] = "asha"
-    trials: int | None = Field(None, ge=1)  # the study's total; default for grid: every point
-    concurrency: int = Field(1, ge=1)
+    trials: int | None = Field(None, ge=1, le=1_000_000)  # the study's total; grid: every point
+    concurrency: int = Field(1, ge=1, le=100_000)
     reuse_actors: bool = True  # keep trial workers (and their imports) alive between trials
     resources: Resources = Resources()
     storage: str | None = None  # SQLAlchemy URL or journal:///path; default sqlite in runs/
@@ -134,6 +135,23 @@ class StudyConfig(_Strict):
             field = "base" if self.base else "arch"
             msg = str(err).split(": ", 1)[-1]
             raise StudyError(f"{self.source}: {field} (applied to space {space.name!r}): {msg}") from None
+
+    def definition(self, space) -> dict[str, Any]:
+        """What makes the study's results comparable: the space (its base and parameters),
+        the architecture overrides, the data (not where it lives), the training recipe, the
+        fidelity, the objectives and the repeats. Budget, resources, sampler, storage and
+        promotion may change between runs of one study; these may not."""
+        params = [{"name": p.name, "type": p.type, "targets": list(p.targets),
+                   "choices": [str(c) for c in p.choices], "low": p.low, "high": p.high,
+                   "step": p.step, "log": p.log, "per_stage": p.per_stage,
+                   "when": None if p.when is None else [p.when[0], [str(v) for v in p.when[1]]]}
+                  for p in space.parameters]
+        data = self.data.model_dump(mode="json", exclude={"root", "download", "num_workers"})
+        return {"space": {"base": space.base.model_dump(mode="json"), "parameters": params},
+                "data": data, "train": self.train.model_dump(mode="json"),
+                "fidelity": self.fidelity.model_dump(mode="json"),
+                "objectives": [o.model_dump(mode="json") for o in self.objectives],
+                "repeats": self.repeats}
 
     @property
     def multi_objective(self) -> bool:

@@ -43,7 +43,7 @@ LOG_EVERY_S = 30.0  # progress lines when stderr is not a terminal
 
 
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     epochs: int = Field(10, ge=1)
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)

@@ -55,10 +55,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from blocks import ArchConfig, ConfigError, load_config
-from blocks.config import one_line
+from blocks.config import one_line, read_yaml
 
 from .params import Parameter, SpaceError, same
 from .targets import apply
@@ -197,23 +196,6 @@ def _rng(rng: Any) -> random.Random:
     raise TypeError(f"rng must be a random.Random, a numpy Generator, an int seed or None; got {rng!r}")
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys instead of keeping the last one."""
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict:
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise SpaceError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-
-
 def available_spaces() -> list[str]:
     """Names of the spaces shipped in this package."""
     return sorted(p.stem for p in SPACE_DIR.glob("*.yaml"))
@@ -239,12 +221,7 @@ def load_space(x: "str | Path | Mapping", *, base: Any = None,
                                  f"{', '.join(available_spaces())} (or give a path to a space YAML)")
         elif not path.is_file():
             raise SpaceError(f"{path}: no such search-space file")
-        try:
-            data = yaml.load(path.read_text(), Loader=_Loader)
-        except SpaceError as err:
-            raise SpaceError(f"{path}: {err}") from None
-        except yaml.YAMLError as err:
-            raise SpaceError(f"{path}: not valid YAML: {one_line(err)}") from None
+        data = read_yaml(path, SpaceError)
         src, root, default = str(path), path.parent, path.stem
     if isinstance(data, dict) and base is not None:
         data["base"] = base.model_dump(mode="json") if isinstance(base, ArchConfig) else (

@@ -250,7 +250,7 @@ def test_duplicate_yaml_keys_are_refused(tmp_path):
     path.write_text("base: cifar_ablation_c60\nparameters:\n"
                     "  PT: {type: bool, target: 'stages.*.skips.PT'}\n"
                     "  PT: {type: bool, target: 'stages.*.skips.PC'}\n")
-    with pytest.raises(SpaceError, match=rf"^{re.escape(str(path))}: line 4: duplicate key 'PT'"):
+    with pytest.raises(SpaceError, match=rf"^{re.escape(str(path))}: not valid YAML: line 4, column 3: duplicate key 'PT'"):
         load_space(path)
 
 

@@ -1,4 +1,5 @@
 """Storage helpers and the searcher's bookkeeping, without Ray trials."""
+import json
 import subprocess
 import sys
 import time
@@ -69,6 +70,9 @@ def test_grid_points_are_queued_once(tmp_path):
 class _Space:
     def define_by_run(self, trial):
         trial.suggest_categorical("PT", [True, False])
+        trial.suggest_categorical("PC", [True, False])
+
+    size = 4
 
 
 def test_searcher_tells_pruned_failed_and_complete_honestly(tmp_path):
@@ -84,7 +88,7 @@ def test_searcher_tells_pruned_failed_and_complete_honestly(tmp_path):
     searcher.on_trial_result("stopped", {"epoch": 1, "val_acc": 0.05})
     searcher.on_trial_complete("stopped", {"epoch": 1, "val_acc": 0.05})
     searcher.on_trial_complete("broken", {"epoch": 0, "val_acc": -1e30, "error": "OutOfMemoryError: x"})
-    full, stopped, broken = searcher.study.get_trials()
+    full, stopped, broken = [t for t in searcher.study.get_trials() if "duplicate_of" not in t.user_attrs]
     assert full.state == TrialState.COMPLETE and full.value == pytest.approx(0.3)
     assert full.user_attrs["curve"] == pytest.approx([0.1, 0.2, 0.3]) and full.user_attrs["params"] == 5
     # PRUNED, with Optuna's convention for its value: the last intermediate value
@@ -120,3 +124,86 @@ def test_a_trial_asked_but_not_claimed_is_stale_once_no_driver_lives(tmp_path):
         assert study.get_trials()[-1].system_attrs["nas:heartbeat"] > first  # beats from its thread
     finally:
         beat.stop()
+
+
+def test_the_searcher_never_proposes_a_point_the_study_has(tmp_path):
+    """Samplers repeat points (TPE in small spaces; drivers with one seed): the searcher
+    asks again instead, and the re-asked proposals never count toward the budget."""
+    cfg = load_study(STUDIES / "asha.yaml")
+    storage = make_storage(f"sqlite:///{tmp_path / 'o.db'}")
+    searcher = StudySearcher(cfg, _Space(), storage, optuna.samplers.RandomSampler(seed=0), budget=5)
+    points = [json.dumps(searcher.suggest(f"t{i}")["params"], sort_keys=True) for i in range(4)]
+    assert len(set(points)) == 4  # a 4-point space: every point once
+    trials = searcher.study.get_trials()
+    skipped = [t for t in trials if "duplicate_of" in t.user_attrs]
+    assert skipped and all(t.state == TrialState.FAIL for t in skipped)
+    assert not any(counts_toward_budget(t) for t in skipped)
+    before = len(trials)
+    searcher.suggest("t4")  # the space is exhausted: the fifth is trained again, at once
+    assert len(searcher.study.get_trials()) == before + 1
+    searcher.heartbeat.stop()
+
+
+DRIVER = """
+import json, sys, time
+import optuna
+from nas.searcher import StudySearcher
+from nas.storage import make_storage
+from nas.study import load_study
+cfg = load_study(sys.argv[1])
+storage = make_storage(sys.argv[2])
+searcher = StudySearcher(cfg, cfg.load_space(), storage, budget=100)
+for i in range(int(sys.argv[3])):
+    searcher.suggest(f"t{i}")
+    time.sleep(0.2)
+    searcher.on_trial_complete(f"t{i}", {"epoch": 1, "val_acc": 0.5})
+searcher.heartbeat.stop()
+"""
+
+
+def _drivers(study: Path, url: str, n: int, trials_each: int) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", DRIVER, str(study), url, str(trials_each)],
+                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()[-2000:]
+
+
+def test_drivers_and_resumed_drivers_with_one_seed_propose_distinct_points(tmp_path):
+    study = tmp_path / "s.yaml"  # the 16-point skip space, the default sampler (TPE, seed 0)
+    study.write_text("name: s\nspace: skip_connections\nbase: tiny\ndata: {name: digits}\n"
+                     "fidelity: {max_epochs: 1}\ntrials: 12\n")
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    _drivers(study, url, n=4, trials_each=2)  # four drivers at once
+    _drivers(study, url, n=1, trials_each=2)  # then one more, as a resumed driver would
+    trials = [t for t in optuna.load_study(study_name="s", storage=url).get_trials()
+              if "duplicate_of" not in t.user_attrs]
+    points = [json.dumps(t.params, sort_keys=True) for t in trials]
+    assert len(points) == 10 and len(set(points)) == 10, points
+
+
+def test_a_worker_killed_by_the_system_is_a_failure_with_its_epochs(tmp_path):
+    cfg = load_study(STUDIES / "asha.yaml")
+    searcher = StudySearcher(cfg, _Space(), make_storage(f"sqlite:///{tmp_path / 'o.db'}"),
+                             optuna.samplers.RandomSampler(seed=0), budget=1)
+    searcher.suggest("w")
+    for epoch in (1, 2):
+        searcher.on_trial_result("w", {"epoch": epoch, "val_acc": 0.4})
+    searcher.on_trial_complete("w", None, error=True)  # what Ray reports for an OOM kill
+    (t,) = searcher.study.get_trials()
+    assert t.state == TrialState.FAIL and t.user_attrs["epochs"] == 2 and len(t.user_attrs["curve"]) == 2
+    assert "worker process died" in t.user_attrs["error"] and "after 2 epoch(s)" in t.user_attrs["error"]
+    searcher.heartbeat.stop()
+
+
+def test_a_silent_driver_on_another_host_is_dead_after_a_few_missed_beats(tmp_path):
+    from nas.storage import MISSED_BEATS, STALE_AFTER_S
+
+    study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path / 'o.db'}"))
+    t = study.ask()
+    beat = time.time()
+    study._storage.set_trial_system_attr(t._trial_id, "nas:driver", "another-host:4242")
+    study._storage.set_trial_system_attr(t._trial_id, "nas:heartbeat", beat)
+    (frozen,) = study.get_trials()
+    assert STALE_AFTER_S <= 60 and MISSED_BEATS >= 2  # seconds, not the 30 minutes of old
+    assert not is_stale(frozen, now=beat + STALE_AFTER_S - 1)
+    assert is_stale(frozen, now=beat + STALE_AFTER_S + 1)

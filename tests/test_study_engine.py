@@ -25,19 +25,26 @@ def load(url: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=url)
 
 
+def trained(url: str, name: str) -> list:
+    """The study's trials, without the proposals of points it already had (never trained)."""
+    return [t for t in load(url, name).get_trials() if "duplicate_of" not in t.user_attrs]
+
+
 @pytest.fixture(scope="module")
 def asha_run(tmp_path_factory, studies):
     tmp = tmp_path_factory.mktemp("asha")
     url = f"sqlite:///{tmp / 'optuna.db'}"
     started = time.time()
+    sessions = set(Path("/tmp/ray/ray").glob("session_2*"))
     proc = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert set(Path("/tmp/ray/ray").glob("session_2*")) <= sessions  # its Ray logs are removed
     return tmp, url, proc, time.time() - started
 
 
 def test_study_stores_every_trial_with_its_attributes(asha_run):
     tmp, url, proc, _ = asha_run
-    trials = load(url, "asha").get_trials()
+    trials = trained(url, "asha")
     assert len(trials) == 6
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     for t in trials:
@@ -54,7 +61,7 @@ def test_study_stores_every_trial_with_its_attributes(asha_run):
 
 def test_scheduler_stopped_trials_are_pruned_not_complete(asha_run):
     _, url, _, _ = asha_run
-    for t in load(url, "asha").get_trials():
+    for t in trained(url, "asha"):
         if t.state == TrialState.COMPLETE:  # only full-budget trials carry a value
             assert t.user_attrs["epochs"] == 3 and 0.0 <= t.value <= 1.0
         else:
@@ -68,16 +75,16 @@ def test_rerun_continues_the_study(asha_run, studies):
     again = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, cwd=tmp)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "6/6 trials" in again.stdout and "0 to run" in again.stdout
-    assert len(load(url, "asha").trials) == 6
+    assert len(trained(url, "asha")) == 6
     more = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, "--trials", "7", cwd=tmp)
     assert more.returncode == 0, more.stderr[-2000:]
-    assert len(load(url, "asha").trials) == 7
+    assert len(trained(url, "asha")) == 7
     fresh_url = f"sqlite:///{tmp / 'fresh.db'}"
     for args in ([], ["--fresh", "--trials", "2"]):
         fresh = cli("nas.run", str(studies / "asha.yaml"), "--storage", fresh_url, "--trials", "3",
                     *args, cwd=tmp)
         assert fresh.returncode == 0, fresh.stderr[-2000:]
-    assert len(load(fresh_url, "asha").trials) == 2  # --fresh started over
+    assert len(trained(fresh_url, "asha")) == 2  # --fresh started over
 
 
 def test_killed_driver_loses_no_trial(tmp_path, studies):
@@ -113,7 +120,7 @@ def test_diverging_trials_are_recorded_as_failures(tmp_path, studies):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     proc = cli("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    trials = load(url, "diverge").get_trials()
+    trials = trained(url, "diverge")
     assert len(trials) == 2
     for t in trials:
         assert t.state == TrialState.FAIL
@@ -122,14 +129,14 @@ def test_diverging_trials_are_recorded_as_failures(tmp_path, studies):
     # a re-run retries each failed trial once more (max_attempts 2) ...
     again = cli("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
     assert again.returncode == 0 and "retrying 2 failed trial(s)" in again.stdout, again.stdout
-    trials = load(url, "diverge").get_trials()
+    trials = trained(url, "diverge")
     assert [t.user_attrs.get("attempt", 1) for t in trials] == [1, 1, 2, 2]
     assert sorted(t.user_attrs.get("retry_of", -1) for t in trials) == [-1, -1, 0, 1]
     assert sorted(json.dumps(t.params) for t in trials[:2]) == sorted(json.dumps(t.params) for t in trials[2:])
     # ... and then gives up, saying how to start over
     last = cli("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
     assert last.returncode == 0 and "0 to run" in last.stdout and "--fresh" in last.stdout
-    assert "2 trial(s) failed 2 time(s)" in last.stdout and len(load(url, "diverge").trials) == 4
+    assert "2 trial(s) failed 2 time(s)" in last.stdout and len(trained(url, "diverge")) == 4
 
 
 def test_export_writes_configs_that_rebuild_exactly(asha_run, studies, tmp_path):
@@ -213,7 +220,7 @@ def test_dashboard_serves_the_study(asha_run):
         sid = next(s["study_id"] for s in studies if s["study_name"] == "asha")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{sid}", timeout=5) as r:
             detail = json.load(r)
-        assert len(detail["trials"]) == len(load(url, "asha").trials)
+        assert len(detail["trials"]) == len(trained(url, "asha"))
         attrs = {a["key"] for a in detail["trials"][0]["user_attrs"]}
         assert {"arch", "params", "epochs", "curve"} <= attrs
     finally:
