@@ -95,7 +95,7 @@ def _init_ray(cfg: StudyConfig) -> None:
                      log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
         where = f"the Ray cluster at {cfg.ray_address!r}" if cfg.ray_address else "a local Ray"
-        raise StudyError(f"ray_address: cannot start or reach {where}: {one_line(err)}"
+        raise StudyError(f"{cfg.source}: ray_address: cannot start or reach {where}: {one_line(err)}"
                          + ("; start one with `ray start --head`, or leave ray_address unset "
                             "for a local Ray" if cfg.ray_address else "")) from None
 
@@ -184,15 +184,43 @@ def _progress_callback(cfg: StudyConfig, budget: int, done_before: int):
     return Progress()
 
 
-def _check_data(cfg: StudyConfig) -> None:
-    """Load the data once in the driver: a missing root fails here with one message, not
-    in every trial, and a decode cache is written before concurrent trials want it."""
+MAX_PARAMS = 10**10  # a point of a space larger than this is a typo in a bound, not a network
+
+
+def check_data_and_space(cfg: StudyConfig, space) -> None:
+    """Load the data once in the driver (a missing root fails here with one message, not
+    in every trial, and a decode cache is written before concurrent trials want it), then
+    build, on PyTorch's meta device (no memory), the space's extreme points (or all of a
+    small grid) for this data: an image size the networks cannot take, or a bound that
+    makes an absurd network, fails here rather than in every trial."""
+    import torch
+
+    import blocks
+
     from .data import DataError, load_data
 
     try:
-        load_data(cfg.data, "cpu")
+        data = load_data(cfg.data, "cpu")
     except DataError as err:
         raise StudyError(f"{cfg.source}: data: {err}") from None
+    small = space.size is not None and space.size <= 64
+    for point in space.grid() if small else space.extremes():
+        try:
+            with torch.device("meta"):
+                model = blocks.build(space.to_config(point), num_classes=data.num_classes,
+                                     in_channels=data.in_channels, image_size=data.image_size)
+        except RuntimeError as err:  # a size that overflows even on the meta device
+            n, why = float("inf"), one_line(err)
+        except (blocks.ConfigError, ValueError) as err:
+            raise StudyError(f"{cfg.source}: data.image_size: the data's {data.image_size} px "
+                             f"images do not fit the space {space.name!r} (point {point}): "
+                             f"{one_line(err).split(': ', 1)[-1]}") from None
+        else:
+            n, why = sum(p.numel() for p in model.parameters()), ""
+        if n > MAX_PARAMS:
+            raise StudyError(f"{cfg.source}: space {space.name!r}: the point {point} has {n:.3g} "
+                             f"parameters (more than {MAX_PARAMS:.0e}{'; ' + why if why else ''}); "
+                             "check the bounds of its widths")
 
 
 def _command(module: str, cfg: StudyConfig, smoke: bool) -> str:
@@ -224,7 +252,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = cfg.load_space()
     if not cfg.ray_address:
-        _check_data(cfg)
+        check_data_and_space(cfg, space)
     study, storage = open_study(cfg, space, fresh)
     budget = cfg.trials
     if cfg.sampler.name == "grid":

@@ -37,20 +37,6 @@ def worst(direction: str) -> float:
 MAX_REASKS = 20  # a sampler that keeps proposing points the study has gets its way after this
 
 
-def make_sampler(cfg: StudyConfig, seed: int | None):
-    s = cfg.sampler
-    opts = dict(s.options)
-    if s.name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, **opts)
-    if s.name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, **opts)
-    if s.name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, **opts)
-    if s.name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, **opts)
-    return optuna.samplers.RandomSampler(seed=seed)  # random, and grid (all points queued)
-
-
 def driver_seed(seed: int | None, storage, study_id: int, driver: str) -> int | None:
     """The study's sampler seed for the first driver of a fresh study (a run is then
     reproducible); for any other driver (a second one, a resumed one) a seed of its own,
@@ -78,7 +64,7 @@ class StudySearcher(OptunaSearch):
                                        directions=study.directions)._study_id
         self.heartbeat = Heartbeat(storage, study_id)  # registers this driver
         if sampler is None:
-            sampler = make_sampler(study, driver_seed(study.sampler.seed, storage, study_id,
+            sampler = study.sampler.build(driver_seed(study.sampler.seed, storage, study_id,
                                                       self.heartbeat.driver))
         super().__init__(space=self._define, metric=metrics if len(metrics) > 1 else metrics[0],
                          mode=modes if len(modes) > 1 else modes[0], sampler=sampler,

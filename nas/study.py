@@ -8,6 +8,7 @@ Command-line flags override fields (:func:`apply_overrides`).
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Literal, NamedTuple
 
@@ -62,6 +63,28 @@ class Sampler(_Strict):
     name: Literal["tpe", "nsga2", "gp", "cmaes", "random", "grid"] = "tpe"
     seed: int | None = 0
     options: dict[str, Any] = {}  # passed to the Optuna sampler's constructor
+
+    def build(self, seed: int | None):
+        """The Optuna sampler (``grid``: a random sampler; every point is queued anyway)."""
+        import optuna
+
+        kinds = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
+                 "gp": optuna.samplers.GPSampler, "cmaes": optuna.samplers.CmaEsSampler}
+        if self.name not in kinds:
+            return optuna.samplers.RandomSampler(seed=seed)
+        return kinds[self.name](seed=seed, **self.options)
+
+    @model_validator(mode="after")
+    def _builds(self) -> "Sampler":
+        if self.options and self.name in ("random", "grid"):
+            raise ValueError(f"options: the {self.name} sampler takes none")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.build(self.seed)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"options: {one_line(err)}") from None
+        return self
 
 
 class Resources(_Strict):
@@ -126,14 +149,21 @@ class StudyConfig(_Strict):
         """The study's search space, on the study's base architecture if it names one."""
         from search_spaces import SpaceError, load_space
 
-        space = load_space(self.space)  # a problem of the space file is named as such
+        try:
+            space = load_space(self.space)  # a problem inside the space file is named as such
+        except SpaceError as err:
+            text = str(err)
+            if "no such search-space file" in text or "unknown search space" in text:
+                raise StudyError(f"{self.source}: space: {text}") from None  # ... a wrong name, here
+            raise
         if not (self.base or self.arch):
             return space
         try:
             return load_space(self.space, base=self.base, fixed=self.arch or None)
         except SpaceError as err:  # ... and one that the study's base/arch brings, as the study's
-            field = "base" if self.base else "arch"
             msg = str(err).split(": ", 1)[-1]
+            field = "arch" if msg.startswith("fixed") else "base"  # the space's words for arch
+            msg = msg.removeprefix("fixed.").removeprefix("fixed: ")
             raise StudyError(f"{self.source}: {field} (applied to space {space.name!r}): {msg}") from None
 
     def definition(self, space) -> dict[str, Any]:
@@ -175,13 +205,16 @@ class StudyConfig(_Strict):
     def open_storage(self, create: bool = True):
         """The study's Optuna storage; the default one (in the run folder) is created when
         ``create``, else its absence is an error saying to run the study first."""
-        from .storage import file_path, make_storage
+        from .storage import StorageError, file_path, make_storage
 
         path = file_path(self.storage_url)
         if not create and path is not None and not path.is_file():
             raise StudyError(f"{self.source}: no study {self.name!r} has run yet (no {path}); "
                              f"run it first: python -m nas.run {self.source}")
-        return make_storage(self.storage_url, create_folder=self.storage is None)
+        try:
+            return make_storage(self.storage_url, create_folder=self.storage is None)
+        except StorageError as err:
+            raise StudyError(f"{self.source}: {err}") from None
 
 
 def _merge(base: dict, over: dict) -> dict:

@@ -118,6 +118,22 @@ class Space:
         writes = [w for name, v in point.items() for w in self._by_name[name].assign(v)]
         return load_config(apply(self._base, writes))
 
+    def extremes(self) -> list[dict[str, Any]]:
+        """Two points: every active parameter at its lower end (first value, lower bound),
+        and every one at its upper end; the largest networks of a space are among them."""
+        out = []
+        for end in (0, -1):
+            point: dict[str, Any] = {}
+            for p in self.parameters:
+                if self.active(p, point):
+                    if p.type in ("int", "float"):
+                        bound = p.low if end == 0 else p.high
+                        point[p.name] = int(bound) if p.type == "int" else bound
+                    else:
+                        point[p.name] = list(p.values())[end]
+            out.append(point)
+        return out
+
     def grid(self) -> list[dict[str, Any]]:
         """Every point of a finite space, conditionals expanded, in parameter order."""
         size = self.size

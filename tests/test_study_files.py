@@ -52,7 +52,7 @@ CASES = [
      r"sampler.name: cmaes takes one objective"),
     (changed(name="my study"), r"name: String should match pattern"),
     (changed(base="resnet50"), r"base \(applied to space 'two_skips'\): base: unknown architecture 'resnet50'; presets: "),
-    (changed(arch={"T": 0}), r"arch \(applied to space 'two_skips'\): fixed: T: Input should be greater than or equal to 1"),
+    (changed(arch={"T": 0}), r"arch \(applied to space 'two_skips'\): T: Input should be greater than or equal to 1"),
     ("- just\n- a list\n", r"a study file must be a mapping of fields"),
     ("name: [unclosed\n", r"not valid YAML"),
 ]
