@@ -1,8 +1,12 @@
-"""Reading a study back: trials as a table, points ranked over their repeats."""
+"""Reading a study back: trials as a table, points ranked over their repeats, and the
+per-image correctness that trials record on the validation split."""
 from __future__ import annotations
 
+import base64
 import json
 import math
+
+import numpy as np
 
 import optuna
 import pandas as pd
@@ -80,3 +84,25 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
 def _short(point: str) -> str:
     params = json.loads(point)
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "(base)"
+
+
+# ---- per-image correctness on the fixed validation split (racing, calibration) --------
+
+CORRECT_KEY = "nas:val_correct:"  # + epoch: a trial system attr, one per epoch
+
+
+def pack_correct(correct) -> str:
+    """A boolean vector (numpy or torch) as ``"<n>:<base64 of its packed bits>"``."""
+    bits = np.asarray(correct.cpu() if hasattr(correct, "cpu") else correct, dtype=bool)
+    return f"{bits.size}:{base64.b64encode(np.packbits(bits)).decode()}"
+
+
+def unpack_correct(text: str) -> np.ndarray:
+    n, _, data = text.partition(":")
+    return np.unpackbits(np.frombuffer(base64.b64decode(data), dtype=np.uint8))[: int(n)].astype(bool)
+
+
+def correct_by_epoch(trial) -> dict[int, np.ndarray]:
+    """A trial's recorded per-image correctness, by epoch."""
+    return {int(k.removeprefix(CORRECT_KEY)): unpack_correct(v)
+            for k, v in trial.system_attrs.items() if k.startswith(CORRECT_KEY)}

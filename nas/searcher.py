@@ -26,6 +26,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from .metrics import TRIAL_METRICS
+from .results import CORRECT_KEY
 from .storage import STALE_AFTER_S, Heartbeat, budget_used, drivers, is_stale, retried
 from .study import StudyConfig
 
@@ -133,6 +134,9 @@ class StudySearcher(OptunaSearch):
         curve.append(value)
         if not self._cfg.multi_objective and math.isfinite(value):  # NaN: measured at the end
             ot.report(value, epoch)
+        if "val_correct" in result:  # per-image correctness: for paired tests between trials
+            self._ot_study._storage.set_trial_system_attr(ot._trial_id, f"{CORRECT_KEY}{epoch}",
+                                                          result["val_correct"])
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._ot_trials and trial_id not in self._completed_trials:

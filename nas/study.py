@@ -127,6 +127,9 @@ class StudyConfig(_Strict):
     ray_address: str | None = None  # None: a local Ray for this run; 'auto' or host:port
     repeats: int = Field(1, ge=1)  # seeds per point (ablations)
     max_attempts: int = Field(2, ge=1)  # a failed trial is retried by later runs up to this
+    # store every trial's per-image correctness on the validation split each epoch (paired
+    # tests between points: racing, calibration); on for scheduler: race
+    record_predictions: bool = False
     runs_dir: str = "runs"  # relative: to the study file (absolute once loaded)
     export: Export = Export()
     promotion: dict[str, PromotionStage] = {}

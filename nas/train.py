@@ -129,20 +129,25 @@ def _autocast(device: torch.device, cfg: TrainConfig):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device, autocast=nullcontext) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of ``model`` over ``loader`` (eval mode)."""
+def evaluate(model: nn.Module, loader, device: torch.device, autocast=nullcontext,
+             per_image: bool = False) -> dict[str, Any]:
+    """Mean cross-entropy and accuracy of ``model`` over ``loader`` (eval mode); with
+    ``per_image``, also ``correct``: a bool tensor, one entry per image in loader order."""
     model.eval()
     loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    count = 0
+    hits = []
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast():
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-        count += len(y)
-    return {"loss": loss_sum.item() / max(count, 1), "acc": correct.item() / max(count, 1)}
+        hits.append(logits.argmax(1) == y)
+    correct = torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool, device=device)
+    count = max(len(correct), 1)
+    out = {"loss": loss_sum.item() / count, "acc": correct.sum().item() / count}
+    if per_image:
+        out["correct"] = correct.cpu()
+    return out
 
 
 def _progress_bar(enabled: bool):
@@ -160,7 +165,8 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
           checkpoint_dir: str | Path | None = None, progress: bool = True,
           distributed: bool = False,
           on_model: Callable[[nn.Module], None] | None = None,
-          on_end: Callable[[nn.Module, Data], None] | None = None) -> dict[str, Any]:
+          on_end: Callable[[nn.Module, Data], None] | None = None,
+          per_image: bool = False) -> dict[str, Any]:
     """Train ``arch`` (a preset name, YAML path, dict or ``blocks.ArchConfig``) on the data
     of ``data_cfg``. ``on_epoch(epoch, metrics)`` runs after every epoch; returning True
     stops training. Returns accuracies, timings, the parameter count and the history.
@@ -169,7 +175,9 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
     sees the model as built for the data (its ``config`` is what is trained).
     ``on_end(model, data)`` runs after the final evaluation, before returning, with the
     trained model and the loaded :class:`~nas.data.Data` (e.g. to measure
-    :mod:`nas.metrics` on a fixed batch without loading the data again)."""
+    :mod:`nas.metrics` on a fixed batch without loading the data again). ``per_image``:
+    ``on_epoch`` also gets ``val_correct``, the per-image correctness on the validation
+    split (a bool tensor in the split's fixed order), for paired tests between trials."""
     import blocks
 
     start = time.perf_counter()
@@ -278,7 +286,8 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
                         log(f"epoch {epoch + 1}/{train_cfg.epochs}  step {step + 1}/{steps}  "
                             f"loss {loss_sum.item() / seen:.4f}  {seen / (last_line - t0):.0f} img/s")
         train_seconds = time.perf_counter() - t0
-        val_metrics = evaluate(model, data.val, device, autocast) if data.val is not None else None
+        val_metrics = (evaluate(model, data.val, device, autocast, per_image=per_image)
+                       if data.val is not None else None)
         metrics = {
             "epoch": epoch + 1,
             "train_loss": loss_sum.item() / max(seen, 1),
@@ -291,6 +300,8 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
             "params": params,
         }
         history.append(metrics)
+        if per_image and val_metrics is not None:
+            metrics = {**metrics, "val_correct": val_metrics["correct"]}  # not in the history
         score = metrics["val_acc"] if metrics["val_acc"] is not None else metrics["train_acc"]
         improved = score > best_val
         best_val = max(best_val, score)

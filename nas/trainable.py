@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from .results import pack_correct
 from .study import StudyConfig
 from .train import train
 
@@ -64,6 +65,8 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
         def on_epoch(epoch: int, metrics: dict) -> None:
             last.update(_numbers(metrics), epoch=epoch, T=arch.T, arch_json=built["arch"],
                         wall_seconds=time.time() - start)
+            if "val_correct" in metrics:
+                last["val_correct"] = pack_correct(metrics["val_correct"])
             if not math.isfinite(last.get("train_loss", 0.0)):
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
             if epoch < train_cfg.epochs:  # the last epoch is reported by on_end, measured
@@ -81,7 +84,8 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
             report(dict(last))
 
         train(arch, study.data, train_cfg, on_epoch=on_epoch, progress=False,
-              on_model=lambda m: built.update(arch=m.config.model_dump_json()), on_end=on_end)
+              on_model=lambda m: built.update(arch=m.config.model_dump_json()), on_end=on_end,
+              per_image=study.record_predictions)
     except Exception as err:  # noqa: BLE001 - every failure is recorded, the study goes on
         from .searcher import worst
 
