@@ -96,8 +96,8 @@ def test_pairing_removes_shared_seed_and_image_effects():
 # ------------------------------------------------------------------ exact checks
 
 def test_paired_test_hand_example():
-    """2 seeds x 4 images; d = other - best = [[0,-1,0,0],[-1,-1,0,0]]: mean -3/8.
-    MS_seed = 4*2*(1/8)^2 = 1/8, MS_img = 2*((3/8)^2*2+(5/8)^2+(-3/8+1)^2... computed below."""
+    """2 seeds x 4 images, d = other - best = [[0,-1,0,0],[-1,-1,0,0]] (mean -3/8): the
+    standard error is the crossed-ANOVA formula written out here independently."""
     best = np.array([[1, 1, 0, 1], [1, 1, 1, 0]], bool)
     other = np.array([[1, 0, 0, 1], [0, 0, 1, 0]], bool)
     d = other.astype(float) - best
