@@ -156,3 +156,21 @@ def test_every_command_has_help(module, tmp_path):
     out = proc.stdout
     assert proc.returncode == 0 and "usage:" in out and len(out.splitlines()) > 5, proc.stderr
     assert out.count("--") >= 4
+
+
+def test_another_study_with_the_same_name_is_refused(studies, tmp_path, capsys):
+    from nas.run import open_study
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    first = load_study(studies / "asha.yaml", [Override("storage", url, "--storage")])
+    open_study(first, first.load_space())
+    other = tmp_path / "asha.yaml"  # the same name, other data
+    other.write_text((studies / "asha.yaml").read_text().replace("n_train: 192", "n_train: 256"))
+    (tmp_path / "two_skips.yaml").write_text((studies / "two_skips.yaml").read_text())
+    assert run_main([str(other), "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "name: the stored study 'asha'" in err and "its data differ" in err and "--fresh" in err
+    # what may change between runs of one study does not trip it: the budget, the resources
+    again = load_study(studies / "asha.yaml", [Override("storage", url, "--storage"),
+                                               Override("trials", 9, "--trials 9")])
+    open_study(again, again.load_space())
