@@ -166,3 +166,23 @@ def test_top_k_overlap_and_curve_calibration():
     assert early.n_points == 3 and early.last_epoch == 3
     assert early.spearman == pytest.approx(-1.0) and early.kendall_tau == pytest.approx(-1.0)
     assert rs.curve_calibration(curves, 2).spearman == pytest.approx(1.0)
+
+
+def test_a_race_drops_a_clearly_worse_point_early_and_keeps_equal_ones():
+    from nas.racing import race
+
+    rng = np.random.default_rng(7)
+    seeds, images = 3, 4000
+    difficulty = rng.uniform(0.4, 0.95, images)  # shared by every point
+
+    def trained(level: float) -> dict:
+        # accuracy grows with the epoch; the point's level shifts every image's chance
+        return {e: rng.random((seeds, images)) < np.clip(difficulty * (0.7 + 0.1 * e) + level, 0, 1)
+                for e in (1, 2, 4)}
+
+    correct = {"good": trained(0.0), "twin": trained(0.0), "bad": trained(-0.10)}
+    out = race(correct, rungs=[1, 2, 4])
+    assert out.dropped["bad"].rung == 1 and out.dropped["bad"].lost_to in ("good", "twin")
+    assert set(out.survivors) == {"good", "twin"}
+    assert out.epochs_full == 3 * seeds * 4 and out.epochs_used == seeds * (1 + 4 + 4)
+    assert out.ranking({"good": 0.8, "twin": 0.79})[-1] == "bad"

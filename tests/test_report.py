@@ -1,5 +1,6 @@
 """A two-objective study (accuracy up, energy down, NSGA-II) end to end through the real
 ``python -m nas.run``: metrics in the storage, then ``nas.report`` on it."""
+import json
 import math
 import subprocess
 import sys
@@ -113,3 +114,29 @@ def test_labels_and_pareto_front():
     energy = np.array([1.0, 2.0, 3.0, 2.5])
     acc = np.array([0.5, 0.7, 0.8, 0.6])
     assert pareto_mask(energy, acc).tolist() == [True, True, True, False]
+
+
+def test_recorded_correctness_replays_as_a_race(pareto_run, studies, tmp_path):
+    """Trials store their per-image validation correctness per epoch; the ablation-cost
+    benchmark exports it and plays a race on it."""
+    from nas.results import correct_by_epoch
+
+    tmp, url = pareto_run
+    study = optuna.load_study(study_name="pareto", storage=url)
+    trials = [t for t in study.get_trials() if "duplicate_of" not in t.user_attrs]
+    for t in trials:
+        by_epoch = correct_by_epoch(t)
+        assert sorted(by_epoch) == [1, 2]
+        assert by_epoch[2].mean() == pytest.approx(t.user_attrs["curve"][1])  # val_acc, image by image
+    script = Path(__file__).parents[1] / "benchmarks" / "ablation_cost.py"
+    table = tmp_path / "truth.json"
+    proc = subprocess.run([sys.executable, str(script), "export", str(studies / "pareto.yaml"),
+                           "--storage", url, "--out", str(table)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, str(script), "replay", str(table), "--rungs", "1,2",
+                           "--reference", "none", "--json", str(tmp_path / "s.json")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["epochs_full"] == 4 * 2 and summary["epochs_used"] <= 8
+    assert "race:" in proc.stdout and proc.stdout.count("| none |") + proc.stdout.count("| (PC) |") >= 1
