@@ -11,6 +11,7 @@ ablation_cost.py).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -67,3 +68,67 @@ def race(correct: Mapping[Hashable, Mapping[int, np.ndarray]], rungs: Sequence[i
     out.survivors = sorted(alive, key=lambda p: -acc[p])
     out.final_round = last
     return out
+
+
+# ---- a race stored in a study: its table -------------------------------------------------
+
+def race_rows(study, cfg) -> tuple[list[dict], int, int]:
+    """Per point of a race study: the budget it reached, its accuracy there with a 95%
+    interval (seeds x images), the difference to ``race.reference`` at that budget with
+    its interval, and the rung it was dropped at (p-value, the point it lost to). Also the
+    trial-epochs spent and those of the full grid."""
+    from optuna.trial import TrialState
+
+    from .racing_stats import diff_ci, mean_ci
+    from .report import config_label
+    from .results import correct_by_epoch
+
+    by_point: dict[str, list] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if "duplicate_of" not in t.user_attrs:
+            by_point.setdefault(json.dumps(t.params, sort_keys=True), []).append(t)
+    correct = {p: [correct_by_epoch(t) for t in sorted(ts, key=lambda t: t.user_attrs.get("repeat", 0))]
+               for p, ts in by_point.items()}
+    ref = json.dumps(cfg.race.reference, sort_keys=True) if cfg.race.reference else None
+
+    def at(point: str, epoch: int):
+        runs = correct.get(point, [])
+        return np.stack([r[epoch] for r in runs]) if runs and all(epoch in r for r in runs) else None
+
+    rows, used = [], 0
+    for point, ts in by_point.items():
+        epoch = max(int(t.user_attrs.get("epochs", 0)) for t in ts)
+        used += sum(int(t.user_attrs.get("epochs", 0)) for t in ts)
+        mine, theirs = at(point, epoch), at(ref, epoch) if ref else None
+        row = {"point": config_label(json.loads(point)), "n": len(ts), "epochs": epoch,
+               "acc": mean_ci(mine) if mine is not None else None,
+               "diff": diff_ci(theirs, mine) if mine is not None and theirs is not None
+               and point != ref else None,
+               "dropped": ts[0].user_attrs.get("race_rung"), "p": ts[0].user_attrs.get("race_p_value"),
+               "lost_to": ts[0].user_attrs.get("race_lost_to")}
+        rows.append(row)
+    rows.sort(key=lambda r: (-(r["epochs"]), -(r["acc"][0] if r["acc"] else 0)))
+    full = len(by_point) * cfg.repeats * cfg.fidelity.max_epochs
+    return rows, used, full
+
+
+def print_race(study, cfg) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .report import config_label
+
+    rows, used, full = race_rows(study, cfg)
+    ref = config_label(cfg.race.reference) if cfg.race.reference else None
+    table = Table(title=f"{cfg.name}: the race (alpha {cfg.race.alpha}, rungs {cfg.race_rungs})",
+                  caption=f"{used} of {full} trial-epochs of the full grid ({100 * used / max(full, 1):.0f}%)",
+                  title_justify="left", caption_justify="left")
+    for col in ("point", "n", "epochs", "val acc % (95% CI)", f"diff to {ref or 'reference'} (95% CI)", "race"):
+        table.add_column(col, justify="left" if col in ("point", "race") else "right")
+    for r in rows:
+        acc = "–" if r["acc"] is None else "{:.2f} ({:.2f}, {:.2f})".format(*(100 * v for v in r["acc"]))
+        diff = "–" if r["diff"] is None else "{:+.2f} ({:+.2f}, {:+.2f})".format(*(100 * v for v in r["diff"]))
+        fate = (f"dropped after epoch {r['dropped']} (p {r['p']:.3g}, lost to "
+                f"{config_label(r['lost_to'])})" if r["dropped"] else "kept")
+        table.add_row(r["point"], str(r["n"]), str(r["epochs"]), acc, diff, fate)
+    Console(width=160).print(table)

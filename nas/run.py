@@ -19,20 +19,6 @@ from blocks.config import one_line
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 
-def make_scheduler(cfg: StudyConfig):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
-
-    metric, mode = cfg.objectives[0].metric, "max" if cfg.directions[0] == "maximize" else "min"
-    f = cfg.fidelity
-    if cfg.scheduler == "asha":
-        return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=f.max_epochs,
-                             grace_period=f.rung_epochs, reduction_factor=f.reduction_factor)
-    if cfg.scheduler == "hyperband":
-        return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode,
-                                  max_t=f.max_epochs, reduction_factor=f.reduction_factor)
-    return FIFOScheduler()
-
-
 def open_study(cfg: StudyConfig, space, fresh: bool = False):
     """The Optuna study of ``cfg`` in its storage, created if needed; refuses a stored
     study of the same name that searched something else (another space, data, recipe,
@@ -243,6 +229,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     from ray import tune
 
     from .results import print_ranking
+    from .schedulers import make_scheduler, print_summary
     from .searcher import StudySearcher, enqueue_grid, recover_interrupted, retry_failed
     from .storage import budget_used
     from .trainable import run_trial
@@ -279,17 +266,20 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
         _init_ray(cfg)
         check_resources(cfg)
         searcher = StudySearcher(cfg, space, storage, budget=budget)
+        race = cfg.scheduler == "race"  # every trial of the race is live at once, most paused
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, study=cfg.model_dump_json()),
             {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu})
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(cfg),
+            tune_config=tune.TuneConfig(search_alg=searcher,
+                                        scheduler=make_scheduler(cfg, remaining, searcher.set_attrs),
                                         num_samples=remaining,
-                                        max_concurrent_trials=cfg.concurrency,
+                                        max_concurrent_trials=None if race else cfg.concurrency,
                                         reuse_actors=cfg.reuse_actors),
             run_config=tune.RunConfig(name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                       storage_path=str(cfg.run_dir / "ray"), verbose=0,
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       callbacks=[_progress_callback(cfg, budget, done)]),
         )
         try:
@@ -299,6 +289,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
             if not cfg.ray_address:
                 _stop_local_ray()
     print_ranking(study, cfg)
+    print_summary(study, cfg)
     print_next_steps(cfg, smoke)
     return study
 

@@ -123,6 +123,13 @@ class StudySearcher(OptunaSearch):
         size = getattr(self._arch_space, "size", None)  # a property: None when infinite
         return None if size is not None and len(seen) >= size else twin
 
+    def set_attrs(self, number: int, attrs: dict) -> None:
+        """User attributes of the study's trial ``number`` (a scheduler's decision)."""
+        storage = self._ot_study._storage
+        tid = storage.get_trial_id_from_study_id_trial_number(self._ot_study._study_id, number)
+        for k, v in attrs.items():
+            storage.set_trial_user_attr(tid, k, v)
+
     def _record(self, trial_id: str, result: dict) -> None:
         """Add an epoch's value to the trial's curve (Ray may deliver the last result to
         on_trial_result, on_trial_complete, or both)."""

@@ -28,7 +28,7 @@ METRICS = {"val_acc": "maximize", "params": "minimize", "T": "minimize",
            "energy_uj": "minimize", "sops": "minimize", "firing_rate": "minimize",
            "sparsity": "minimize", "macs": "minimize", "ann_flops": "minimize"}
 SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid")
-SCHEDULERS = ("asha", "hyperband", "none")
+SCHEDULERS = ("asha", "hyperband", "race", "none")
 
 
 class StudyError(ValueError):
@@ -92,6 +92,19 @@ class Resources(_Strict):
     gpu: float = Field(0.0, ge=0)
 
 
+class Race(_Strict):
+    """``scheduler: race``: rounds at ``rungs`` (epochs; default from the fidelity: the first
+    rung, then x reduction_factor, then max_epochs); after each, a point worse than the best
+    at ``alpha`` (paired over seeds and validation images, ``correction`` for the number of
+    comparisons, see docs/ablations.md) is stopped. ``reference``: the point the end table
+    gives differences to, e.g. {PT: true, PC: true, TC: true, CT: false}."""
+
+    alpha: float = Field(0.05, gt=0, lt=1)
+    correction: Literal["range", "holm", "none"] = "range"
+    rungs: list[int] | None = None
+    reference: dict[str, Any] | None = None
+
+
 class PromotionStage(_Strict):
     top: int = Field(3, ge=1)
     epochs: int = Field(ge=1)
@@ -118,7 +131,8 @@ class StudyConfig(_Strict):
     fidelity: Fidelity
     objectives: list[Objective] = Field([Objective(metric="val_acc")], min_length=1)
     sampler: Sampler = Sampler()
-    scheduler: Literal["asha", "hyperband", "none"] = "asha"
+    scheduler: Literal["asha", "hyperband", "race", "none"] = "asha"
+    race: Race = Race()
     trials: int | None = Field(None, ge=1, le=1_000_000)  # the study's total; grid: every point
     concurrency: int = Field(1, ge=1, le=100_000)
     reuse_actors: bool = True  # keep trial workers (and their imports) alive between trials
@@ -146,7 +160,30 @@ class StudyConfig(_Strict):
         if self.fidelity.rung_epochs > self.fidelity.max_epochs:
             raise ValueError(f"fidelity.rung_epochs: {self.fidelity.rung_epochs} exceeds "
                              f"fidelity.max_epochs {self.fidelity.max_epochs}")
+        if self.scheduler == "race":
+            if self.sampler.name != "grid" or self.repeats < 2:
+                raise ValueError("scheduler: race needs its points fixed in advance and paired "
+                                 "seeds: sampler.name grid and repeats >= 2 (allowed otherwise: "
+                                 "asha, hyperband, none)")
+            rungs = self.race_rungs
+            if rungs[0] < 1 or rungs != sorted(set(rungs)) or rungs[-1] != self.fidelity.max_epochs:
+                raise ValueError(f"race.rungs: {self.race.rungs} must rise, from 1 epoch, to "
+                                 f"fidelity.max_epochs {self.fidelity.max_epochs}")
+            self.record_predictions = True  # the paired test reads them
         return self
+
+    @property
+    def race_rungs(self) -> list[int]:
+        """The epochs after which a race tests (the last: the full budget, no test)."""
+        f = self.fidelity
+        if self.race.rungs is not None:
+            return list(self.race.rungs)
+        rungs, r = [], float(f.rung_epochs)
+        while round(r) < f.max_epochs:
+            if not rungs or round(r) > rungs[-1]:
+                rungs.append(round(r))
+            r *= f.reduction_factor
+        return rungs + [f.max_epochs]
 
     def load_space(self):
         """The study's search space, on the study's base architecture if it names one."""

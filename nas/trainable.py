@@ -31,18 +31,51 @@ def _numbers(metrics: dict) -> dict:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+class _PausableReport:
+    """Ray Tune's report for a trial its scheduler may pause (the race): training keeps
+    its checkpoint in a folder of the trial's own, restored from Ray's checkpoint when the
+    trial resumes, and the results of a rung epoch carry it (Ray keeps the latest)."""
+
+    def __init__(self, rungs: list[int]) -> None:
+        import shutil
+        import tempfile
+
+        from ray import tune
+
+        self.rungs = set(rungs)
+        self.checkpoint_dir = tempfile.mkdtemp(prefix="nas-trial-")
+        restored = tune.get_checkpoint()
+        if restored is not None:
+            with restored.as_directory() as d:
+                shutil.copytree(d, self.checkpoint_dir, dirs_exist_ok=True)
+
+    def __call__(self, metrics: dict) -> None:
+        from ray import tune
+
+        if int(metrics.get("epoch", 0)) in self.rungs:
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(self.checkpoint_dir))
+        else:
+            tune.report(metrics)
+
+
+def _tune_report(study: StudyConfig):
+    if study.scheduler == "race":
+        return _PausableReport(study.race_rungs[:-1])
+    from ray import tune
+
+    return tune.report
+
+
 def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
     """Train the architecture of ``config["params"]``; report each epoch through
     ``report`` (default: Ray Tune's); never raises: failures are reported as ``error``.
     A trial that reaches ``max_epochs`` is measured (:mod:`nas.metrics`: energy, SOPs,
     firing rates ... on the first validation images) before its last epoch is reported,
     so that the last result carries those metrics (they can be study objectives)."""
-    if report is None:
-        from ray import tune
-
-        report = tune.report
     if isinstance(study, str):
         study = StudyConfig.model_validate_json(study)
+    if report is None:
+        report = _tune_report(study)
     start = time.time()
     gpu = study.resources.gpu > 0 and torch.cuda.is_available()
     torch.set_num_threads(max(1, int(study.resources.cpu)))
@@ -85,7 +118,7 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
 
         train(arch, study.data, train_cfg, on_epoch=on_epoch, progress=False,
               on_model=lambda m: built.update(arch=m.config.model_dump_json()), on_end=on_end,
-              per_image=study.record_predictions)
+              per_image=study.record_predictions, checkpoint_dir=getattr(report, "checkpoint_dir", None))
     except Exception as err:  # noqa: BLE001 - every failure is recorded, the study goes on
         from .searcher import worst
 

@@ -226,3 +226,36 @@ def test_dashboard_serves_the_study(asha_run):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_race_drops_the_worse_points_and_resumes_after_a_kill(tmp_path, studies):
+    """The race (scheduler: race) on digits: two dead points are PRUNED after the first
+    rung with their p-value and the point they lost to; killed after that round, the
+    resumed race keeps them dropped and finishes the others."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    args = [sys.executable, "-m", "nas.run", str(studies / "race.yaml"), "--storage", url]
+    driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline, pruned = time.time() + 240, []
+    while time.time() < deadline and driver.poll() is None:
+        time.sleep(1)
+        try:
+            pruned = [t for t in load(url, "race").get_trials() if t.state == TrialState.PRUNED]
+        except Exception:  # noqa: BLE001 - the study is not created yet
+            continue
+        if len(pruned) == 4:
+            break
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert len(pruned) == 4, "the race dropped no point"
+    for t in pruned:
+        assert t.params["VTH"] == 1000.0 and t.user_attrs["epochs"] == 2
+        assert t.user_attrs["race_rung"] == 2 and t.user_attrs["race_p_value"] <= 0.05
+        assert t.user_attrs["race_lost_to"]["VTH"] == 1.0
+    resumed = cli("nas.run", str(studies / "race.yaml"), "--storage", url, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    trials = trained(url, "race")
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert {t.params["VTH"] for t in complete} == {1.0} and len(complete) == 4
+    assert len([t for t in trials if t.state == TrialState.PRUNED]) == 4  # dropped stay dropped
+    assert "the race (alpha 0.05, rungs [2, 3])" in resumed.stdout and "dropped after epoch 2" in resumed.stdout

@@ -1,0 +1,154 @@
+"""Ray Tune schedulers for a study: ASHA, HyperBand, FIFO, and the race.
+
+``scheduler: race`` (:class:`RaceScheduler`) is for ablations whose points are fixed in
+advance (a grid, ``repeats`` >= 2, seeds paired across points). Every trial pauses at each
+rung epoch; once every surviving trial has reached the rung, :func:`nas.racing_stats.
+race_round` compares the surviving points with the best on their per-image validation
+correctness (seeds x images, paired) and the points worse at ``race.alpha`` are stopped:
+PRUNED in the study, with the rung, the p-value and the point they lost to. The others
+resume from their checkpoints. Resumed after a kill, a race keeps its dropped points (they
+are PRUNED in the storage) and races the others again from their first rung.
+"""
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+import numpy as np
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
+
+from .racing_stats import race_round
+from .results import unpack_correct
+from .study import StudyConfig
+
+
+def make_scheduler(cfg: StudyConfig, size: int = 0, on_drop: Callable[[int, dict], None] | None = None):
+    """The study's scheduler; ``size`` (the trials of this run) and ``on_drop(optuna
+    trial number, attrs)`` serve the race."""
+    metric, mode = cfg.objectives[0].metric, "max" if cfg.directions[0] == "maximize" else "min"
+    f = cfg.fidelity
+    if cfg.scheduler == "asha":
+        return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=f.max_epochs,
+                             grace_period=f.rung_epochs, reduction_factor=f.reduction_factor)
+    if cfg.scheduler == "hyperband":
+        return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode,
+                                  max_t=f.max_epochs, reduction_factor=f.reduction_factor)
+    if cfg.scheduler == "race":
+        return RaceScheduler(cfg.race_rungs, size, cfg.race.alpha, cfg.race.correction, on_drop)
+    return FIFOScheduler()
+
+
+def print_summary(study, cfg: StudyConfig) -> None:
+    """What a scheduler has to add to the end of a run (the race: its table)."""
+    if cfg.scheduler == "race":
+        from .racing import print_race
+
+        print_race(study, cfg)
+
+
+def point_key(params: dict) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+class RaceScheduler(FIFOScheduler):
+    """Rounds at ``rungs`` over the ``size`` trials of this run (see the module)."""
+
+    def __init__(self, rungs: list[int], size: int, alpha: float = 0.05, correction: str = "range",
+                 on_drop: Callable[[int, dict], None] | None = None) -> None:
+        super().__init__()
+        self.rungs, self.size, self.alpha, self.correction = list(rungs), size, alpha, correction
+        self.on_drop = on_drop or (lambda number, attrs: None)
+        self.round = 0  # index of the rung the race is at
+        self.trials: dict[str, Trial] = {}
+        self.correct: dict[str, dict[int, np.ndarray]] = {}  # trial id -> rung -> correctness
+        self.out: set[str] = set()  # points dropped, or with a failed trial
+        self.released: set[str] = set()  # paused trials that may resume
+
+    def _point(self, trial: Trial) -> str:
+        return point_key(trial.config.get("params", {}))
+
+    def on_trial_add(self, tune_controller, trial: Trial) -> None:
+        self.trials[trial.trial_id] = trial
+
+    def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
+        if self._point(trial) in self.out:
+            return TrialScheduler.STOP
+        epoch = int(result.get("epoch", 0))
+        if self.round >= len(self.rungs) - 1 or epoch != self.rungs[self.round]:
+            return TrialScheduler.CONTINUE
+        if "val_correct" in result:
+            self.correct.setdefault(trial.trial_id, {})[epoch] = unpack_correct(result["val_correct"])
+        if not self._round_complete():
+            return TrialScheduler.PAUSE
+        return self._decide(tune_controller, trial)
+
+    def _racing(self) -> list[Trial]:
+        return [t for t in self.trials.values() if self._point(t) not in self.out]
+
+    def _round_complete(self) -> bool:
+        rung = self.rungs[self.round]
+        return len(self.trials) >= self.size and all(
+            rung in self.correct.get(t.trial_id, {}) for t in self._racing())
+
+    def _decide(self, tune_controller, current: Trial) -> str:
+        rung = self.rungs[self.round]
+        by_point: dict[str, list[Trial]] = {}
+        for t in self._racing():
+            by_point.setdefault(self._point(t), []).append(t)
+        self.round += 1
+        dropped: set[str] = set()
+        if len(by_point) > 1:
+            correct = {p: np.stack([self.correct[t.trial_id][rung]
+                                    for t in sorted(ts, key=lambda t: t.config.get("repeat", 0))])
+                       for p, ts in by_point.items()}
+            result = race_round(correct, self.alpha, self.correction)
+            for p in result.dropped:
+                d = result.points[p]
+                attrs = {"race_rung": rung, "race_round": self.round, "race_p_value": d.p_adjusted,
+                         "race_lost_to": json.loads(result.best), "race_diff": d.diff,
+                         "race_diff_ci": [d.ci_low, d.ci_high]}
+                for t in by_point[p]:
+                    self.on_drop(t.config.get("optuna_trial"), attrs)
+                dropped.add(p)
+            self.out |= dropped
+        action = TrialScheduler.CONTINUE
+        for ts in by_point.values():
+            for t in ts:
+                if t is current:
+                    action = TrialScheduler.STOP if self._point(t) in dropped else TrialScheduler.CONTINUE
+                elif t.status == Trial.PAUSED or t.is_saving:
+                    if self._point(t) in dropped:
+                        tune_controller.stop_trial(t)
+                    else:
+                        self.released.add(t.trial_id)
+        return action
+
+    def on_trial_complete(self, tune_controller, trial: Trial, result: dict) -> None:
+        self._gone(tune_controller, trial, result)
+
+    def on_trial_error(self, tune_controller, trial: Trial) -> None:
+        self._gone(tune_controller, trial, {})
+
+    def _gone(self, tune_controller, trial: Trial, result: dict) -> None:
+        """A trial that ends before the last rung (it failed) takes its point out of the
+        race (its seeds can no longer be paired); the round may then be complete."""
+        point = self._point(trial)
+        if int((result or trial.last_result or {}).get("epoch", 0)) >= self.rungs[-1] or point in self.out:
+            return
+        self.out.add(point)
+        if self.round < len(self.rungs) - 1 and self._racing() and self._round_complete():
+            self._decide(tune_controller, None)
+
+    def choose_trial_to_run(self, tune_controller) -> Trial | None:
+        for t in tune_controller.get_trials():
+            if t.status == Trial.PENDING:
+                return t
+        for t in tune_controller.get_trials():
+            if t.status == Trial.PAUSED and t.trial_id in self.released:
+                self.released.discard(t.trial_id)
+                return t
+        return None
+
+    def debug_string(self) -> str:
+        return f"Race at rung {self.rungs[min(self.round, len(self.rungs) - 1)]}; {len(self.out)} points out"
