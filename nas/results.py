@@ -66,6 +66,14 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
                   + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none")
                   + (f" (of which {interrupted} interrupted, re-queued)" if interrupted else ""),
                   title_justify="left", caption_justify="left")
+    cal = study.user_attrs.get("calibration")
+    if cal:
+        from .calibrate import CALIBRATION_WARN
+
+        table.caption += (f"\ncalibration ({cal['k']} points, {' '.join(cal['low'])} vs "
+                          f"{' '.join(cal['high'])}): Kendall tau {cal['kendall_tau']:.2f}"
+                          + (f", below {CALIBRATION_WARN}: this cheap ranking may not hold at the "
+                             "expensive setting" if not cal["kendall_tau"] >= CALIBRATION_WARN else ""))
     table.add_column("rank", justify="right")
     table.add_column("point")
     table.add_column("n", justify="right")

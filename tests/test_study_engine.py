@@ -1,5 +1,6 @@
 """End to end: the real ``python -m nas.run`` with local Ray on CPU, checked in storage."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -259,3 +260,25 @@ def test_a_race_drops_the_worse_points_and_resumes_after_a_kill(tmp_path, studie
     assert {t.params["VTH"] for t in complete} == {1.0} and len(complete) == 4
     assert len([t for t in trials if t.state == TrialState.PRUNED]) == 4  # dropped stay dropped
     assert "the race (alpha 0.05, rungs [2, 3])" in resumed.stdout and "dropped after epoch 2" in resumed.stdout
+
+
+def test_calibration_paired_and_free_are_stored_in_the_study(asha_run, studies):
+    tmp, url, _, _ = asha_run
+    free = cli("nas.calibrate", str(studies / "asha.yaml"), "--storage", url, "--free", cwd=tmp)
+    assert free.returncode == 0, free.stderr[-2000:]
+    rows = load(url, "asha").user_attrs["calibration_free"]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["points"] >= 3 for r in rows)
+    assert all(-1 <= r["kendall_tau"] <= 1 or math.isnan(r["kendall_tau"]) for r in rows)  # NaN: all tied
+    assert "epoch 1 vs 3: Spearman" in free.stdout
+    paired = cli("nas.calibrate", str(studies / "asha.yaml"), "--storage", url, "--k", "3",
+                 "--low", "fidelity.max_epochs=1", "--high", "fidelity.max_epochs=2", cwd=tmp)
+    assert paired.returncode == 0, paired.stderr[-2000:]
+    cal = load(url, "asha").user_attrs["calibration"]
+    assert cal["k"] == 3 and cal["low"] == ["fidelity.max_epochs=1"] and len(cal["points"]) == 3
+    for name, epochs in (("asha-cal-low", 1), ("asha-cal-high", 2)):
+        done = [t for t in trained(url, name) if t.state == TrialState.COMPLETE]
+        assert len(done) == 3 and all(t.user_attrs["epochs"] == epochs for t in done)
+    assert sorted(json.dumps(p["point"], sort_keys=True) for p in cal["points"]) == sorted(
+        json.dumps(t.params, sort_keys=True) for t in trained(url, "asha-cal-low"))
+    again = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, cwd=tmp)  # its end table
+    assert "calibration (3 points, fidelity.max_epochs=1 vs fidelity.max_epochs=2): Kendall tau" in again.stdout
