@@ -66,14 +66,6 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
                   + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none")
                   + (f" (of which {interrupted} interrupted, re-queued)" if interrupted else ""),
                   title_justify="left", caption_justify="left")
-    cal = study.user_attrs.get("calibration")
-    if cal:
-        from .calibrate import CALIBRATION_WARN
-
-        table.caption += (f"\ncalibration ({cal['k']} points, {' '.join(cal['low'])} vs "
-                          f"{' '.join(cal['high'])}): Kendall tau {cal['kendall_tau']:.2f}"
-                          + (f", below {CALIBRATION_WARN}: this cheap ranking may not hold at the "
-                             "expensive setting" if not cal["kendall_tau"] >= CALIBRATION_WARN else ""))
     table.add_column("rank", justify="right")
     table.add_column("point")
     table.add_column("n", justify="right")
@@ -86,6 +78,14 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
             cells.append(f"{m:.4g}" + (f" ± {s:.2g}" if row["n"] > 1 and not math.isnan(s) else ""))
         table.add_row(str(i + 1), _short(row["point"]), str(row["n"]), *cells)
     Console(width=140).print(table)
+    cal = study.user_attrs.get("calibration")
+    if cal:
+        from .calibrate import CALIBRATION_WARN
+
+        low = cal["kendall_tau"] < CALIBRATION_WARN or cal["kendall_tau"] != cal["kendall_tau"]
+        print(f"calibration ({cal['k']} points, {' '.join(cal['low'])} vs {' '.join(cal['high'])}): "
+              f"Kendall tau {cal['kendall_tau']:.2f}" + (f", below {CALIBRATION_WARN}: this cheap "
+              "ranking may not hold at the expensive setting" if low else ""), flush=True)
     return ranked
 
 
