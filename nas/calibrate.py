@@ -129,6 +129,24 @@ def free_calibration(cfg: StudyConfig) -> dict:
     return {"epochs": rows}
 
 
+def calibration_markdown(study) -> str:
+    """The study's stored calibrations as markdown ('' if none)."""
+    cal, free = study.user_attrs.get("calibration"), study.user_attrs.get("calibration_free")
+    lines = []
+    if cal:
+        warn = "" if cal["kendall_tau"] >= CALIBRATION_WARN else f" (below {CALIBRATION_WARN}: not to be trusted)"
+        lines += [f"## Calibration: {' '.join(cal['low'])} vs {' '.join(cal['high'])}", "",
+                  f"{cal['k']} points trained at both: Spearman {cal['spearman']:.3f}, Kendall tau "
+                  f"{cal['kendall_tau']:.3f}{warn}.", ""]
+    if free:
+        lines += ["## Free calibration: epoch e vs the last, from the stored curves", "",
+                  "| epoch | points | Spearman | Kendall tau |", "|---:|---:|---:|---:|"]
+        lines += [f"| {r['epoch']} of {r['of']} | {r['points']} | {r['spearman']:.3f} | {r['kendall_tau']:.3f} |"
+                  for r in free]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def _store(cfg: StudyConfig, key: str, value) -> None:
     from .run import open_study
 

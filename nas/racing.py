@@ -112,6 +112,27 @@ def race_rows(study, cfg) -> tuple[list[dict], int, int]:
     return rows, used, full
 
 
+def race_markdown(study, cfg) -> str:
+    """The race table (or, for any study that records predictions, the intervals) as markdown."""
+    from .report import config_label
+
+    rows, used, full = race_rows(study, cfg)
+    if not any(r["acc"] for r in rows):
+        return ""
+    ref = config_label(cfg.race.reference) if cfg.race.reference else "the reference"
+    lines = ["## Accuracy with 95% intervals" + (" and the race" if cfg.scheduler == "race" else ""), "",
+             "Per point at the budget it reached: validation accuracy, mean and 95% CI over seeds x "
+             f"images (paired per-image correctness); {used} of {full} trial-epochs of the full grid.", "",
+             f"| point | n | epochs | val. acc. % (95% CI) | diff to {ref} (95% CI) | race |", "|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        acc = "–" if r["acc"] is None else "{:.2f} ({:.2f}, {:.2f})".format(*(100 * v for v in r["acc"]))
+        diff = "–" if r["diff"] is None else "{:+.2f} ({:+.2f}, {:+.2f})".format(*(100 * v for v in r["diff"]))
+        fate = (f"dropped after epoch {r['dropped']} (p {r['p']:.3g}, lost to {config_label(r['lost_to'])})"
+                if r["dropped"] else "kept")
+        lines.append(f"| {r['point']} | {r['n']} | {r['epochs']} | {acc} | {diff} | {fate} |")
+    return "\n".join(lines) + "\n"
+
+
 def print_race(study, cfg) -> None:
     from rich.console import Console
     from rich.table import Table

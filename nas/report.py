@@ -31,8 +31,8 @@ import pandas as pd
 
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
-FIGURES = ("ablation", "accuracy_energy", "accuracy_params", "firing_rates", "token_mixing",
-           "learning_curves")
+FIGURES = ("ablation", "intervals", "accuracy_energy", "accuracy_params", "firing_rates",
+           "token_mixing", "learning_curves")
 METRIC_LABELS = {"val_acc": "validation accuracy (%)", "energy_uj": "energy per image (µJ)",
                  "sops": "synaptic operations per image", "firing_rate": "mean firing rate",
                  "sparsity": "sparsity (spikes / neuron / step)", "params": "parameters",
@@ -179,6 +179,33 @@ def fig_ablation(df: pd.DataFrame, cfg: StudyConfig, out: Path):
     ax.set_title(f"{cfg.name}: {len(order)} configurations, mean ± sd over "
                  f"{reps[0] if len(reps) == 1 else f'{reps[0]}-{reps[-1]}'} repeat(s)")
     return _save(fig, out, "ablation")
+
+
+def fig_intervals(study, cfg: StudyConfig, out: Path):
+    """Each point's validation accuracy at the budget it reached with its 95% interval over
+    seeds x images (from the per-image correctness trials record), a race's dropped points
+    in red; the race table goes to summary.md."""
+    from .racing import race_rows
+
+    rows, used, full = race_rows(study, cfg)
+    rows = [r for r in rows if r["acc"] is not None]
+    if len(rows) < 2:
+        return ("needs per-image correctness (record_predictions: true, or scheduler: race) "
+                f"for >= 2 configurations; the study has {len(rows)}")
+    plt, _ = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.42 * len(rows)))
+    for i, r in enumerate(rows):
+        m, lo, hi = (100 * v for v in r["acc"])
+        color = "tab:red" if r["dropped"] else "tab:blue"
+        ax.errorbar(m, i, xerr=[[m - lo], [hi - m]], fmt="o", color=color, capsize=3)
+        ax.text(hi, i, f"  {r['epochs']} ep" + (f", dropped (p {r['p']:.2g})" if r["dropped"] else ""),
+                va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [r["point"] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("validation accuracy (%), mean and 95% CI over seeds x images, at the budget reached")
+    ax.set_title(f"{cfg.name}: {used} of {full} trial-epochs of the full grid"
+                 + (" (red: dropped by the race)" if any(r["dropped"] for r in rows) else ""), fontsize=10)
+    return _save(fig, out, "intervals")
 
 
 def _acc_scatter(df: pd.DataFrame, xkey: str, out: Path, name: str, cfg: StudyConfig,
@@ -500,7 +527,12 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
         model, f"token-mixing FC weights, block {block} of each stage"
         + (f" ({Path(checkpoint).name})" if checkpoint else ""), out, block)
     figures["learning_curves"] = fig_learning_curves(df, cfg, out)
-    (out / "summary.md").write_text(summary_markdown(df, cfg, figures, best, source, rates))
+    figures["intervals"] = fig_intervals(study, cfg, out)
+    from .calibrate import calibration_markdown
+    from .racing import race_markdown
+
+    (out / "summary.md").write_text(summary_markdown(df, cfg, figures, best, source, rates) + "\n"
+                                    + race_markdown(study, cfg) + "\n" + calibration_markdown(study))
     for name in FIGURES:
         got = figures[name]
         if isinstance(got, list):
