@@ -116,7 +116,9 @@ class StudySearcher(OptunaSearch):
             a = t.user_attrs
             if t.number == ot.number or a.get("interrupted") or "duplicate_of" in a:
                 continue
-            key = _key(t.params or t.system_attrs.get("fixed_params", {}), a.get("repeat", 0))
+            if a.get("repeat", 0) != 0:
+                continue
+            key = _key(t.params or t.system_attrs.get("fixed_params", {}), 0)
             seen.add(key)
             if key == point and twin is None:
                 twin = t.number
