@@ -137,6 +137,9 @@ class RaceScheduler(FIFOScheduler):
         if int((result or trial.last_result or {}).get("epoch", 0)) >= self.rungs[-1] or point in self.out:
             return
         self.out.add(point)
+        for t in self.trials.values():  # its other seeds, waiting at a rung, stop too
+            if t is not trial and self._point(t) == point and (t.status == Trial.PAUSED or t.is_saving):
+                tune_controller.stop_trial(t)
         if self.round < len(self.rungs) - 1 and self._racing() and self._round_complete():
             self._decide(tune_controller, None)
 
