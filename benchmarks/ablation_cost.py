@@ -34,7 +34,7 @@ def export(study_path: str, out: Path, storage: str | None) -> None:
     from optuna.trial import TrialState
 
     from nas.export import load_existing_study
-    from nas.report import config_label
+    from nas.results import config_label
     from nas.results import CORRECT_KEY
     from nas.study import Override, load_study
 

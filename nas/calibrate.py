@@ -20,10 +20,10 @@ import random
 import sys
 from pathlib import Path
 
+from .results import CALIBRATION_WARN
 from .study import (Override, StudyConfig, StudyError, add_common_flags, load_study,
                     overrides_from_args, parse_set, run_command)
 
-CALIBRATION_WARN = 0.6  # Kendall tau below this: the cheap ranking is not to be trusted
 
 
 def sample_points(cfg: StudyConfig, k: int, seed: int = 0) -> list[dict]:

@@ -339,9 +339,7 @@ def eval_batch(data, n: int = 64) -> torch.Tensor:
     raise ValueError("no images to measure metrics on: the data has no split with images")
 
 
-if __name__ == "__main__":  # these metrics' command line is nas.inspect
-    import sys
+if __name__ == "__main__":  # these metrics' command line is nas.inspect's
+    import runpy
 
-    from .inspect import main
-
-    sys.exit(main())
+    runpy.run_module("nas.inspect", run_name="__main__", alter_sys=True)

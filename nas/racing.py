@@ -80,7 +80,7 @@ def race_rows(study, cfg) -> tuple[list[dict], int, int]:
     from optuna.trial import TrialState
 
     from .racing_stats import diff_ci, mean_ci
-    from .report import config_label
+    from .results import config_label
     from .results import correct_by_epoch
 
     by_point: dict[str, list] = {}
@@ -114,7 +114,7 @@ def race_rows(study, cfg) -> tuple[list[dict], int, int]:
 
 def race_markdown(study, cfg) -> str:
     """The race table (or, for any study that records predictions, the intervals) as markdown."""
-    from .report import config_label
+    from .results import config_label
 
     rows, used, full = race_rows(study, cfg)
     if not any(r["acc"] for r in rows):
@@ -137,7 +137,7 @@ def print_race(study, cfg) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .report import config_label
+    from .results import config_label
 
     rows, used, full = race_rows(study, cfg)
     ref = config_label(cfg.race.reference) if cfg.race.reference else None

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .results import config_label
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 FIGURES = ("ablation", "intervals", "accuracy_energy", "accuracy_params", "firing_rates",
@@ -42,17 +43,6 @@ _VALUE_KEYS = ("val_acc", "energy_uj", "sops", "firing_rate", "sparsity", "macs"
 
 
 # ------------------------------------------------------------------------------ data
-
-
-def config_label(params: dict[str, Any]) -> str:
-    """``{"PT": True, "PC": False}`` -> ``"(PT)"``; no switch on -> ``"none"``; other
-    values -> ``"k=v, ..."``; the base itself -> ``"(base)"``."""
-    if not params:
-        return "(base)"
-    if all(isinstance(v, bool) for v in params.values()):
-        on = [k for k, v in params.items() if v]
-        return f"({', '.join(on)})" if on else "none"
-    return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
 def _scale(metric: str, value: Any) -> float:

@@ -14,6 +14,19 @@ from optuna.trial import TrialState
 
 from .study import StudyConfig
 
+CALIBRATION_WARN = 0.6  # a stored calibration's Kendall tau below this: the end table warns
+
+
+def config_label(params: dict) -> str:
+    """``{"PT": True, "PC": False}`` -> ``"(PT)"``; no switch on -> ``"none"``; other
+    values -> ``"k=v, ..."``; the base itself -> ``"(base)"``."""
+    if not params:
+        return "(base)"
+    if all(isinstance(v, bool) for v in params.values()):
+        on = [k for k, v in params.items() if v]
+        return f"({', '.join(on)})" if on else "none"
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
 
 def trials_frame(study: optuna.Study, cfg: StudyConfig) -> pd.DataFrame:
     """One row per trial: number, state, point, repeat, epochs, objectives, error."""
@@ -80,8 +93,6 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
     Console(width=140).print(table)
     cal = study.user_attrs.get("calibration")
     if cal:
-        from .calibrate import CALIBRATION_WARN
-
         low = cal["kendall_tau"] < CALIBRATION_WARN or cal["kendall_tau"] != cal["kendall_tau"]
         print(f"calibration ({cal['k']} points, {' '.join(cal['low'])} vs {' '.join(cal['high'])}): "
               f"Kendall tau {cal['kendall_tau']:.2f}" + (f", below {CALIBRATION_WARN}: this cheap "

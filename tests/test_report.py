@@ -12,7 +12,8 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.metrics import TRIAL_METRICS
-from nas.report import FIGURES, config_label, main, pareto_mask, report
+from nas.report import FIGURES, main, pareto_mask, report
+from nas.results import config_label
 from nas.study import Override, load_study
 
 
