@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--scorers", default="snn_hamming,params")
     ap.add_argument("--T", type=int, default=None, help="score at T steps (default: each point's own)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default: 1; more threads than free cores thrash: 2 threads "
+                         "beside another busy job ran ~100x slower)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args(argv)

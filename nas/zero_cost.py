@@ -286,6 +286,10 @@ def store_scores(study, rows: list[dict]) -> int:
     return len(merged)
 
 
+def _fmt(v: float) -> str:
+    return f"{int(v):,}" if math.isfinite(v) and v == int(v) and abs(v) >= 1000 else f"{v:.4g}"
+
+
 def _table(rows: list[dict], names: list[str], top: int) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -299,7 +303,7 @@ def _table(rows: list[dict], names: list[str], top: int) -> None:
         t.add_column(n, justify="right")
     t.add_column("point")
     for i, r in enumerate(ranked[:top], 1):
-        t.add_row(str(i), *(f"{r['scores'][n]:.4g}" for n in names),
+        t.add_row(str(i), *(_fmt(r["scores"][n]) for n in names),
                   json.dumps(r["point"], default=str))
     Console(width=200).print(t)
 
