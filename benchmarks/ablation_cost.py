@@ -149,8 +149,8 @@ def _figure(truth, correct, last, outcome, full, path: Path, meta: dict) -> None
     ax.set_yticks(range(len(truth)), truth)
     ax.invert_yaxis()
     ax.set_xlabel(f"validation accuracy after {last} epochs, % (mean, 95% CI over seeds x images)")
-    ax.set_title(f"{meta['study']}: full grid; green kept by the race, red dropped "
-                 f"(darker = later); race cost {100 * outcome.cost:.0f}% of the grid")
+    ax.set_title(f"{meta['study']}: the full grid; green: kept by the race, red: dropped\n"
+                 f"(darker: later); the race cost {100 * outcome.cost:.0f}% of the grid's epochs", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
