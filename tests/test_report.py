@@ -77,8 +77,11 @@ def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_pa
         assert pixels.shape[0] > 200 and pixels.shape[1] > 300 and pixels.std() > 0.01
     summary = (out / "summary.md").read_text()
     assert "## Configurations (Table 3 style)" in summary and "## Pareto front" in summary
-    table = [line for line in summary.splitlines() if "| none |" in line or "| (PC) |" in line]
+    head, intervals = summary.split("## Accuracy with 95% intervals")
+    table = [line for line in head.splitlines() if "| none |" in line or "| (PC) |" in line]
     assert len(table) == 3  # two configurations, one of them on the Pareto front
+    rows = [line for line in intervals.splitlines() if line.startswith(("| none |", "| (PC) |"))]
+    assert len(rows) == 2 and all(r.endswith("| kept |") for r in rows)  # per-image intervals
     assert all(row.split("|")[3].strip() == "2" for row in table[:2])  # n = 2 repeats
     assert "checkpoint best.pt" in summary
 
