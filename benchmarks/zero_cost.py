@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.zero_cost import get_scorers, sample_points, score_points  # noqa: E402
+from nas.zero_cost import get_scorers, score_points  # noqa: E402
 from search_spaces import load_space  # noqa: E402
 
 # row label -> (space, base): the skip space and the full space on c60, the skip space on tiny
@@ -32,7 +32,7 @@ SPACES = {"c60-skips": ("skip_connections", None), "c60-full": ("full", None),
 def bench(label: str, points: int, batch: int, scorers: str, T: int | None, seed: int) -> dict:
     name, base = SPACES[label]
     space = load_space(name, base=base) if base else load_space(name)
-    pts = sample_points(space, points + 1, seed)
+    pts = space.distinct_points(points + 1, seed)
     g = torch.Generator().manual_seed(seed)
     images = torch.randn(batch, 3, 32, 32, generator=g)
     labels = torch.randint(0, 10, (batch,), generator=g)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -24,22 +23,6 @@ from .results import CALIBRATION_WARN
 from .study import (Override, StudyConfig, StudyError, add_common_flags, load_study,
                     overrides_from_args, parse_set, run_command)
 
-
-
-def sample_points(cfg: StudyConfig, k: int, seed: int = 0) -> list[dict]:
-    space = cfg.load_space()
-    if space.size is not None and space.size <= 10_000:
-        points = space.grid()
-        random.Random(seed).shuffle(points)
-        return points[:k]
-    rng, out, seen = random.Random(seed), [], set()
-    while len(out) < k and len(seen) < 100 * k:
-        p = space.sample(rng)
-        key = json.dumps(p, sort_keys=True, default=str)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
 
 
 def _train_at(path: str, base: list[Override], extra: list[Override], suffix: str,
@@ -76,7 +59,7 @@ def calibrate(path: str, base: list[Override], low: list[Override], high: list[O
     from .racing_stats import kendall_tau, spearman, top_k_overlap
 
     cfg = load_study(path, base, smoke=smoke)
-    points = sample_points(cfg, k)
+    points = cfg.load_space().distinct_points(k)
     cheap = _train_at(path, base, low, "low", points, smoke)
     dear = _train_at(path, base, high, "high", points, smoke)
     both = [p for p in cheap if p in dear]

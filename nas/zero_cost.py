@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import sys
 import time
 import zlib
@@ -238,25 +237,6 @@ def score_points(space, points: Sequence[dict], images: torch.Tensor, scorers: S
 
 # ---- points, data, storage -----------------------------------------------------------
 
-def sample_points(space, n: int, seed: int = 0) -> list[dict]:
-    """``n`` distinct points: a finite space's grid shuffled (up to 1e6 points), else
-    random draws with repeats skipped (fewer if the space runs out)."""
-    if space.size is not None and space.size <= 1_000_000:
-        points = space.grid()
-        random.Random(seed).shuffle(points)
-        return points[:n]
-    rng, out, seen = random.Random(seed), [], set()
-    tries = 0
-    while len(out) < n and tries < 100 * n:
-        tries += 1
-        p = space.sample(rng)
-        key = json.dumps(p, sort_keys=True, default=str)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
-
-
 def image_batch(data, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n`` validation images and labels (else test, else train)."""
     for loader in (data.val, data.test, data.train):
@@ -343,7 +323,7 @@ def run_zero_cost(args) -> list[dict]:
     study, _ = open_study(cfg, space)  # created if the study has not run yet
     data = load_data(cfg.data, "cpu")
     images, labels = image_batch(data, args.batch)
-    points = sample_points(space, args.candidates, args.seed)
+    points = space.distinct_points(args.candidates, args.seed)
     arch = {"num_classes": data.num_classes, "in_channels": data.in_channels,
             "image_size": data.image_size}
     if args.T is not None:

@@ -49,6 +49,7 @@ points (exhaustive), else ``RANDOM_CHECKS`` seeded random points. Models are nev
 """
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Mapping
@@ -117,6 +118,24 @@ class Space:
         as given); raises :class:`blocks.ConfigError` for an invalid architecture."""
         writes = [w for name, v in point.items() for w in self._by_name[name].assign(v)]
         return load_config(apply(self._base, writes))
+
+    def distinct_points(self, n: int, seed: int = 0) -> list[dict[str, Any]]:
+        """``n`` different points (fewer if the space has fewer): a seeded shuffle of the
+        grid for a finite space of up to 10,000 points, else distinct seeded samples."""
+        if self.size is not None and self.size <= 10_000:
+            points = self.grid()
+            random.Random(seed).shuffle(points)
+            return points[:n]
+        rng, out, seen = random.Random(seed), [], set()
+        for _ in range(100 * n):
+            if len(out) == n:
+                break
+            p = self.sample(rng)
+            key = json.dumps(p, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                out.append(p)
+        return out
 
     def extremes(self) -> list[dict[str, Any]]:
         """Two points: every active parameter at its lower end (first value, lower bound),
