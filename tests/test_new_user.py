@@ -174,3 +174,19 @@ def test_another_study_with_the_same_name_is_refused(studies, tmp_path, capsys):
     again = load_study(studies / "asha.yaml", [Override("storage", url, "--storage"),
                                                Override("trials", 9, "--trials 9")])
     open_study(again, again.load_space())
+
+
+def test_fresh_deletes_the_stored_study_and_its_ray_folder_only(studies, tmp_path):
+    from nas.run import open_study
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    cfg = load_study(studies / "asha.yaml", [Override("storage", url, "--storage"),
+                                             Override("runs_dir", str(tmp_path / "runs"), "--set")])
+    study, _ = open_study(cfg, cfg.load_space())
+    study.enqueue_trial({"PT": True, "PC": True})
+    (cfg.run_dir / "ray" / "old-experiment").mkdir(parents=True)
+    (cfg.run_dir / "keep.txt").write_text("not Ray's")
+    (tmp_path / "runs" / "other-study").mkdir()
+    again, _ = open_study(cfg, cfg.load_space(), fresh=True)
+    assert again.trials == [] and not (cfg.run_dir / "ray").exists()
+    assert (cfg.run_dir / "keep.txt").exists() and (tmp_path / "runs" / "other-study").exists()

@@ -83,11 +83,7 @@ def test_rerun_continues_the_study(asha_run, studies):
     more = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, "--trials", "7", cwd=tmp)
     assert more.returncode == 0, more.stderr[-2000:]
     assert len(trained(url, "asha")) == 7
-    fresh_url = f"sqlite:///{tmp / 'fresh.db'}"
-    for args in (["--trials", "2"], ["--fresh", "--trials", "1"]):
-        fresh = cli("nas.run", str(studies / "asha.yaml"), "--storage", fresh_url, *args, cwd=tmp)
-        assert fresh.returncode == 0, fresh.stderr[-2000:]
-    assert len(trained(fresh_url, "asha")) == 1  # --fresh started over
+
 
 
 def test_killed_driver_loses_no_trial(tmp_path, studies):
