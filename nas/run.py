@@ -13,6 +13,7 @@ import shutil
 import sys
 import time
 import warnings
+from pathlib import Path
 
 from blocks.config import one_line
 
@@ -77,6 +78,7 @@ def _init_ray(cfg: StudyConfig) -> None:
             ray.init(address=cfg.ray_address, log_to_driver=False)
         else:
             os.environ.setdefault("RAY_TMPDIR", "/tmp/ray")
+            remove_dead_sessions(Path(os.environ["RAY_TMPDIR"]))
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                      log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
@@ -103,6 +105,24 @@ def _probe(address: str, attempts: int = 3, timeout: float = 2.0) -> None:
                 raise ConnectionError(f"nothing answers at {host}:{port} ({err.strerror or err}) "
                                       f"after {attempts} attempts") from None
             time.sleep(1.0)
+
+
+def remove_dead_sessions(tmpdir: Path) -> list[Path]:
+    """Delete the session folders (logs) of local Rays whose driver is gone, e.g. killed:
+    a session is named after the pid of the process that started it."""
+    gone = []
+    for d in sorted(tmpdir.glob("ray/session_2*")):
+        pid = d.name.rsplit("_", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+            gone.append(d)
+        except PermissionError:
+            pass
+    return gone
 
 
 def _stop_local_ray() -> None:

@@ -190,3 +190,19 @@ def test_fresh_deletes_the_stored_study_and_its_ray_folder_only(studies, tmp_pat
     again, _ = open_study(cfg, cfg.load_space(), fresh=True)
     assert again.trials == [] and not (cfg.run_dir / "ray").exists()
     assert (cfg.run_dir / "keep.txt").exists() and (tmp_path / "runs" / "other-study").exists()
+
+
+def test_ray_logs_of_dead_drivers_are_removed(tmp_path):
+    import os
+    import subprocess as sp
+
+    from nas.run import remove_dead_sessions
+
+    dead = sp.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    old = tmp_path / "ray" / f"session_2026-01-01_00-00-00_000001_{dead.pid}"
+    live = tmp_path / "ray" / f"session_2026-01-01_00-00-01_000002_{os.getpid()}"
+    for d in (old, live):
+        (d / "logs").mkdir(parents=True)
+    assert remove_dead_sessions(tmp_path) == [old]
+    assert not old.exists() and live.exists()
