@@ -2,34 +2,20 @@
 import json
 import math
 import os
-import signal
 import subprocess
 import tempfile
 import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
 
 import blocks
 
-
-
-def cli(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def load(url: str, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=url)
-
-
-def trained(url: str, name: str) -> list:
-    """The study's trials, without the proposals of points it already had (never trained)."""
-    return [t for t in load(url, name).get_trials() if "duplicate_of" not in t.user_attrs]
+sys.path.insert(0, str(Path(__file__).parent))  # tests/studyruns.py
+from studyruns import cli, load, trained  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -83,59 +69,6 @@ def test_rerun_continues_the_study(asha_run, studies):
     more = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, "--trials", "7", cwd=tmp)
     assert more.returncode == 0, more.stderr[-2000:]
     assert len(trained(url, "asha")) == 7
-
-
-
-def test_killed_driver_loses_no_trial(tmp_path, studies):
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    args = [sys.executable, "-m", "nas.run", str(studies / "grid.yaml"), "--storage", url]
-    driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 180
-    while time.time() < deadline:  # kill -9 once one trial finished and others run
-        time.sleep(1)
-        try:
-            states = [t.state for t in load(url, "grid").get_trials()]
-        except (KeyError, Exception):
-            continue
-        if TrialState.COMPLETE in states and TrialState.RUNNING in states:
-            break
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
-    before = load(url, "grid").get_trials()
-    assert any(t.state == TrialState.RUNNING for t in before)
-    resumed = cli("nas.run", str(studies / "grid.yaml"), "--storage", url, cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "interrupted in an earlier run" in resumed.stdout
-    trials = load(url, "grid").get_trials()
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    points = sorted(json.dumps(t.params, sort_keys=True) for t in complete)
-    assert len(points) == 4 and len(set(points)) == 4  # every grid point once, none twice
-    for t in trials:
-        assert t.state == TrialState.COMPLETE or t.user_attrs.get("interrupted")
-
-
-def test_diverging_trials_are_recorded_as_failures(tmp_path, studies):
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    proc = cli("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    trials = trained(url, "diverge")
-    assert len(trials) == 2
-    for t in trials:
-        assert t.state == TrialState.FAIL
-        assert "Diverged" in t.user_attrs["error"] or "non-finite" in t.user_attrs["error"]
-    assert "FAILED after" in proc.stdout
-    # a re-run retries each failed trial once more (max_attempts 2) ...
-    again = cli("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
-    assert again.returncode == 0 and "retrying 2 failed trial(s)" in again.stdout, again.stdout
-    trials = trained(url, "diverge")
-    assert [t.user_attrs.get("attempt", 1) for t in trials] == [1, 1, 2, 2]
-    assert sorted(t.user_attrs.get("retry_of", -1) for t in trials) == [-1, -1, 0, 1]
-    assert sorted(json.dumps(t.params) for t in trials[:2]) == sorted(json.dumps(t.params) for t in trials[2:])
-    # ... and then gives up, saying how to start over
-    last = cli("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
-    assert last.returncode == 0 and "0 to run" in last.stdout and "--fresh" in last.stdout
-    assert "2 trial(s) failed 2 time(s)" in last.stdout and len(trained(url, "diverge")) == 4
 
 
 def test_export_writes_configs_that_rebuild_exactly(asha_run, studies, tmp_path):
@@ -225,39 +158,6 @@ def test_dashboard_serves_the_study(asha_run):
     finally:
         server.terminate()
         server.wait(10)
-
-
-def test_a_race_drops_the_worse_points_and_resumes_after_a_kill(tmp_path, studies):
-    """The race (scheduler: race) on digits: two dead points are PRUNED after the first
-    rung with their p-value and the point they lost to; killed after that round, the
-    resumed race keeps them dropped and finishes the others."""
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    args = [sys.executable, "-m", "nas.run", str(studies / "race.yaml"), "--storage", url]
-    driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline, pruned = time.time() + 240, []
-    while time.time() < deadline and driver.poll() is None:
-        time.sleep(1)
-        try:
-            pruned = [t for t in load(url, "race").get_trials() if t.state == TrialState.PRUNED]
-        except Exception:  # noqa: BLE001 - the study is not created yet
-            continue
-        if len(pruned) == 4:
-            break
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
-    assert len(pruned) == 4, "the race dropped no point"
-    for t in pruned:
-        assert t.params["VTH"] == 1000.0 and t.user_attrs["epochs"] == 2
-        assert t.user_attrs["race_rung"] == 2 and t.user_attrs["race_p_value"] <= 0.05
-        assert t.user_attrs["race_lost_to"]["VTH"] == 1.0
-    resumed = cli("nas.run", str(studies / "race.yaml"), "--storage", url, cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    trials = trained(url, "race")
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert {t.params["VTH"] for t in complete} == {1.0} and len(complete) == 4
-    assert len([t for t in trials if t.state == TrialState.PRUNED]) == 4  # dropped stay dropped
-    assert "the race (alpha 0.05, rungs [2, 3])" in resumed.stdout and "dropped after epoch 2" in resumed.stdout
 
 
 def test_calibration_paired_and_free_are_stored_in_the_study(asha_run, studies):
