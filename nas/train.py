@@ -35,6 +35,7 @@ from blocks.neurons.backends import why_not
 
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .data import SOURCES, Data, DataConfig, DataError, load_data
+from .finetune import InitError, InitFrom, freeze, init_weights
 
 __all__ = ["TrainConfig", "TrainingDiverged", "evaluate", "load_checkpoint", "main", "train"]
 
@@ -166,7 +167,7 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
           distributed: bool = False,
           on_model: Callable[[nn.Module], None] | None = None,
           on_end: Callable[[nn.Module, Data], None] | None = None,
-          per_image: bool = False) -> dict[str, Any]:
+          per_image: bool = False, init: Any = None) -> dict[str, Any]:
     """Train ``arch`` (a preset name, YAML path, dict or ``blocks.ArchConfig``) on the data
     of ``data_cfg``. ``on_epoch(epoch, metrics)`` runs after every epoch; returning True
     stops training. Returns accuracies, timings, the parameter count and the history.
@@ -177,7 +178,9 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
     trained model and the loaded :class:`~nas.data.Data` (e.g. to measure
     :mod:`nas.metrics` on a fixed batch without loading the data again). ``per_image``:
     ``on_epoch`` also gets ``val_correct``, the per-image correctness on the validation
-    split (a bool tensor in the split's fixed order), for paired tests between trials."""
+    split (a bool tensor in the split's fixed order), for paired tests between trials.
+    ``init``: a :class:`nas.finetune.InitFrom` (or its dict): start from that checkpoint's
+    weights (not when resuming) and freeze its prefixes (see :mod:`nas.finetune`)."""
     import blocks
 
     start = time.perf_counter()
@@ -190,6 +193,19 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
     model = blocks.build(arch, num_classes=data.num_classes, in_channels=data.in_channels,
                          image_size=data.image_size).to(device)
     arch_dict = model.config.model_dump(mode="json")
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+
+    def log(msg: str) -> None:
+        if progress:
+            print(msg, file=sys.stderr, flush=True)
+
+    init = None if init is None else InitFrom.model_validate(init)
+    if init is not None:
+        if ckpt_dir is None or not (ckpt_dir / "last.pt").is_file():  # resuming: last.pt wins
+            for line in init_weights(model, init.checkpoint):
+                log(line)
+        if init.freeze:
+            log(f"frozen: {freeze(model, init.freeze):,} parameters under {', '.join(init.freeze)}")
     if on_model is not None:
         on_model(model)
     params = sum(p.numel() for p in model.parameters())
@@ -211,7 +227,6 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
 
     history: list[dict] = []
     best_val, first_epoch, prior_seconds = -1.0, 0, 0.0
-    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt_dir is not None and (ckpt_dir / "last.pt").is_file():
         state = read_checkpoint(ckpt_dir / "last.pt", device)
         if state["arch"] != arch_dict:
@@ -228,10 +243,6 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
         first_epoch, prior_seconds = state["epoch"], state.get("wall_seconds", 0.0)
     if ckpt_dir is not None:
         blocks.dump_config(model.config, ckpt_dir / "arch.yaml")
-
-    def log(msg: str) -> None:
-        if progress:
-            print(msg, file=sys.stderr, flush=True)
 
     log(f"training {arch_dict.get('name')} ({params:,} params) on {data_cfg.name} {data.sizes} "
         f"for {train_cfg.epochs} epochs on {device}" + (f"; checkpoints in {ckpt_dir}" if ckpt_dir else "")
@@ -313,6 +324,7 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
             common = {"model": model.state_dict(), "arch": arch_dict, "epoch": epoch + 1,
                       "data": data_cfg.model_dump(mode="json"), "train": train_cfg.model_dump(mode="json"),
                       "history": history, "best_val_acc": best_val, "params": params,
+                      "init": init.model_dump() if init is not None else None,
                       "wall_seconds": prior_seconds + time.perf_counter() - start,
                       "meta": {"num_classes": data.num_classes, "in_channels": data.in_channels,
                                "image_size": data.image_size, "classes": data.classes,
@@ -414,6 +426,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--neuron-backend", choices=BACKENDS,
                    help="compute every spiking neuron with this backend (default: the architecture's; "
                         "auto: our Triton kernel on CUDA, torch on CPU)")
+    p.add_argument("--init-from", metavar="CKPT",
+                   help="start from this checkpoint's weights (T, class count may differ; see "
+                        "nas/finetune.py); a fresh optimiser: set --lr/--warmup-epochs for fine-tuning")
+    p.add_argument("--freeze", action="append", metavar="PREFIX",
+                   help="with --init-from: keep parameters under this name prefix fixed (repeatable)")
     p.add_argument("--max-steps-per-epoch", type=int, help="cap each epoch (smoke runs; default: none)")
     p.add_argument("--out", help="checkpoint directory (default runs/train/<arch>-<data>-<time>); "
                                  "an existing last.pt there is resumed")
@@ -477,11 +494,19 @@ def main(argv: list[str] | None = None) -> int:
     except _UsageError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
+    if args.freeze and not args.init_from:
+        print(f"{prog}: --freeze: only with --init-from (fine-tuning)", file=sys.stderr)
+        return 2
+    init = {"checkpoint": args.init_from, "freeze": args.freeze or []} if args.init_from else None
     out = args.out or f"runs/train/{arch.name}-{data.name}-{datetime.now():%Y%m%d-%H%M%S}"
     try:
-        result = train(arch, data, cfg, checkpoint_dir=out, progress=not args.no_progress)
+        result = train(arch, data, cfg, checkpoint_dir=out, progress=not args.no_progress, init=init)
         if args.no_progress:  # train() prints the final JSON line only with progress on
             print(json.dumps({k: v for k, v in result.items() if k != "history"}), flush=True)
+    except InitError as err:
+        flag = "--freeze" if str(err).startswith("freeze:") else "--init-from"
+        print(f"{prog}: {flag}: {str(err).removeprefix('freeze: ')}", file=sys.stderr)
+        return 2
     except DataError as err:
         flag = "--data-root" if isinstance(err, FileNotFoundError) else "--data"
         print(f"{prog}: {flag}: {err}", file=sys.stderr)
