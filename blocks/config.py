@@ -259,7 +259,7 @@ def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
         if sub is None:
             return []
         model = sub
-    return [name for name, f in model.model_fields.items() if not f.exclude]  # not internal ones
+    return [f.alias or name for name, f in model.model_fields.items() if not f.exclude]  # not internal ones
 
 
 def load_config(x: "str | Path | ArchConfig | dict", **overrides: Any) -> ArchConfig:

@@ -4,7 +4,8 @@
 
 Single objective: the top K points by their mean over repeats (full-budget trials only).
 Several objectives: the Pareto set. Each file is an architecture config for
-``python -m nas.train --arch-config FILE``; ``summary.md`` lists them.
+``python -m nas.train --arch-config FILE``; ``summary.md`` lists them. ``--stage S``: the
+networks a promotion stage trained, each with its weights and its lineage.
 """
 from __future__ import annotations
 
@@ -97,17 +98,61 @@ def export(cfg: StudyConfig, top: int, out: Path) -> list[Path]:
     return paths
 
 
+def export_stage(cfg: StudyConfig, stage: str, top: int, out: Path) -> list[Path]:
+    """The top K networks a promotion stage trained: for each, the architecture with its
+    recipe (the stage's data and training settings) and its ``lineage`` (search trial,
+    then every stage it went through, this one last) as ``rankNN_<stage>_trialM.yaml``,
+    and its weights beside it (``.pt``, a nas.train checkpoint)."""
+    import shutil
+
+    from .lineage import linked_name, load_linked, stage_trials
+
+    if stage not in cfg.promotion:
+        raise StudyError(f"{cfg.source}: promotion.{stage}: no such stage; allowed: "
+                         f"{', '.join(cfg.promotion) or 'none'}")
+    linked = load_linked(cfg, stage)
+    trials = stage_trials(linked, top) if linked is not None else []
+    if not trials:
+        raise StudyError(f"{cfg.source}: stage {stage!r} has no finished trial; run it first: "
+                         f"python -m nas.promote {cfg.source} --stage {stage}")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for rank, t in enumerate(trials, 1):
+        a = t.user_attrs
+        folder = Path(a["checkpoint"])
+        weights = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "last.pt"
+        path = out / f"rank{rank:02d}_{stage}_trial{t.number}.yaml"
+        lineage = list(a.get("lineage", [])) + [{"stage": stage, "study": linked_name(cfg, stage),
+                                                 "trial": t.number, "val_acc": t.value,
+                                                 "checkpoint": str(weights)}]
+        recipe = {"study": linked.study_name, "trial": t.number, "data": a["data"], "train": a["train"],
+                  "lineage": lineage}
+        path.write_text(f"# exported from stage {stage} of study {cfg.name}, trial {t.number} "
+                        f"(rank {rank}): val_acc={t.value:.4g}\n" + blocks.dump_config(
+                            blocks.load_config(a["arch"])) + yaml.safe_dump({"recipe": recipe}, sort_keys=False))
+        shutil.copyfile(weights, path.with_suffix(".pt"))
+        paths.append(path)
+        print(f"{path}: " + " -> ".join(f"{s['stage']} {100 * s['val_acc']:.2f}%" if s.get("val_acc")
+                                        is not None else s["stage"] for s in lineage))
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nas.export", description=__doc__.split("\n")[0])
     add_common_flags(ap)
     ap.add_argument("--top", type=int, help="how many (default: the study's export.top)")
     ap.add_argument("--out", help="output folder (default: runs/<study>/export)")
+    ap.add_argument("--stage", help="export the networks a promotion stage trained (weights and "
+                                    "lineage) instead of the search's architectures")
     args = ap.parse_args(argv)
 
     def body() -> None:
         cfg = load_study_from_args(args)
         out = Path(args.out or cfg.export.out or cfg.run_dir / "export")
-        export(cfg, args.top or cfg.export.top, out)
+        if args.stage:
+            export_stage(cfg, args.stage, args.top or cfg.export.top, out)
+        else:
+            export(cfg, args.top or cfg.export.top, out)
 
     return run_command(body)
 

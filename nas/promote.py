@@ -4,8 +4,10 @@
 
 Trains the top K architectures of the study under the stage's settings (more epochs, the
 full data set, ImageNet at 224 ...) and records each result in the linked Optuna study
-``<study>-<stage>`` (same storage). Re-running skips what is recorded, and a training run
-that was interrupted resumes from its last checkpoint. ``workers > 1`` trains with
+``<study>-<stage>`` (same storage). A stage with ``from: <stage>`` trains that stage's top
+K from their checkpoints, and runs it first if it has not run (nas/lineage.py). Re-running
+skips what is recorded, and a training run that was interrupted resumes from its last
+checkpoint. ``workers > 1`` trains with
 distributed data parallel through Ray Train's TorchTrainer on the Ray cluster.
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import blocks
 
-from .export import best_points, load_existing_study
+from .lineage import candidates, chain, linked_name
 from .study import (PromotionStage, StudyConfig, StudyError, add_common_flags,
                     load_study_from_args, run_command)
 
@@ -26,7 +28,8 @@ def _merge(model, over: dict):
     return model.model_validate({**model.model_dump(), **over})
 
 
-def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Path, cfg: StudyConfig) -> dict:
+def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Path, cfg: StudyConfig,
+                      init: dict | None = None) -> dict:
     """Data-parallel training on ``stage.workers`` Ray Train workers (gloo on CPU, NCCL on
     GPU). The checkpoint folder must be shared by the workers (one host, or a shared file
     system on a cluster)."""
@@ -45,7 +48,7 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
         from .train import train
 
         result = train(config["arch"], config["data"], config["train"], progress=False,
-                       checkpoint_dir=config["ckpt"], distributed=True)
+                       checkpoint_dir=config["ckpt"], distributed=True, init=config["init"])
         if dist.get_rank() == 0:  # the result travels through the shared checkpoint folder
             Path(config["ckpt"], "result.json").write_text(json.dumps(
                 {k: v for k, v in result.items() if k != "history"}))
@@ -53,7 +56,8 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
     trainer = TorchTrainer(
         loop,
         train_loop_config={"arch": arch.model_dump(mode="json"), "data": data_cfg.model_dump(),
-                           "train": train_cfg.model_dump(), "ckpt": str(ckpt)},
+                           "train": train_cfg.model_dump(), "ckpt": str(ckpt),
+                           "init": init},
         scaling_config=ScalingConfig(num_workers=stage.workers, use_gpu=stage.use_gpu),
         run_config=RunConfig(storage_path=str(cfg.run_dir / "ray"),
                              name=f"promote-{time.strftime('%Y%m%d-%H%M%S')}"),
@@ -65,41 +69,53 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
 
 
 def promote(cfg: StudyConfig, stage_name: str, top: int | None = None):
+    """Train ``stage_name``, after the stages it descends from (``from``) where they have
+    not run; what a stage recorded is skipped, an interrupted training resumes."""
+    if stage_name not in cfg.promotion:
+        allowed = ", ".join(cfg.promotion) or "none defined in the study's promotion section"
+        raise StudyError(f"{cfg.source}: promotion.{stage_name}: no such stage; allowed: {allowed}")
+    for name in chain(cfg, stage_name):
+        linked = promote_stage(cfg, name, top if name == stage_name else None)
+    return linked
+
+
+def promote_stage(cfg: StudyConfig, stage_name: str, top: int | None = None):
     import optuna
 
     from .train import train
 
-    if stage_name not in cfg.promotion:
-        allowed = ", ".join(cfg.promotion) or "none defined in the study's promotion section"
-        raise StudyError(f"{cfg.source}: promotion.{stage_name}: no such stage; allowed: {allowed}")
     stage = cfg.promotion[stage_name]
-    study = load_existing_study(cfg)
-    best = best_points(study, cfg, top or stage.top)
-    if not best:
-        raise StudyError(f"{cfg.source}: study {cfg.name!r} has no full-budget trial to promote")
-    linked = optuna.create_study(study_name=f"{cfg.name}-{stage_name}", load_if_exists=True,
+    todo = candidates(cfg, stage_name, top or stage.top)
+    linked = optuna.create_study(study_name=linked_name(cfg, stage_name), load_if_exists=True,
                                  storage=cfg.open_storage(), direction="maximize")
-    linked.set_user_attr("promoted_from", cfg.name)
-    done = {(t.user_attrs.get("source_trial"), t.user_attrs.get("repeat"))
-            for t in linked.get_trials(deepcopy=False)}
+    linked.set_user_attr("promoted_from", todo[0]["parent_study"])
+    done = {(a.get("parent_study", cfg.name), a.get("parent_trial", a.get("source_trial")), a.get("repeat"))
+            for a in (t.user_attrs for t in linked.get_trials(deepcopy=False))}
     data_cfg = _merge(cfg.data, stage.data)
-    for b in best:
-        arch = blocks.load_config(b["arch"], **stage.arch)
+    for c in todo:
+        arch = blocks.load_config(c["arch"], **stage.arch)
+        init = None if c["parent_checkpoint"] is None else {"checkpoint": c["parent_checkpoint"],
+                                                             "freeze": stage.freeze}
+        what = f"{stage_name}: trial {c['parent_trial']} of {c['parent_study']}"
         for r in range(stage.repeats):
-            if (b["trial"], r) in done:
-                print(f"trial {b['trial']} repeat {r}: already promoted", flush=True)
+            if (c["parent_study"], c["parent_trial"], r) in done:
+                print(f"{what} repeat {r}: already promoted", flush=True)
                 continue
             train_cfg = _merge(cfg.train, {**stage.train, "epochs": stage.epochs,
                                            "seed": cfg.train.seed + r})
-            ckpt = cfg.run_dir / "promote" / stage_name / f"trial{b['trial']}-r{r}"
-            print(f"promoting trial {b['trial']} (rank {b['rank']}) repeat {r}: "
-                  f"{stage.epochs} epochs", flush=True)
+            ckpt = cfg.run_dir / "promote" / stage_name / f"trial{c['parent_trial']}-r{r}"
+            print(f"{what} repeat {r}: {stage.epochs} epochs"
+                  + (f", from {c['parent_checkpoint']}" if init else ""), flush=True)
             if stage.workers > 1:
-                res = train_distributed(arch, data_cfg, train_cfg, stage, ckpt, cfg)
+                res = train_distributed(arch, data_cfg, train_cfg, stage, ckpt, cfg, init)
             else:
-                res = train(arch, data_cfg, train_cfg, checkpoint_dir=ckpt)
-            attrs = {"source_trial": b["trial"], "repeat": r, "point": b["point"],
-                     "arch": arch.model_dump(mode="json"), "checkpoint": str(ckpt),
+                res = train(arch, data_cfg, train_cfg, checkpoint_dir=ckpt, init=init)
+            attrs = {"source_trial": c["source_trial"], "repeat": r, "point": c["point"],
+                     "arch": blocks.load_config(ckpt / "arch.yaml").model_dump(mode="json"),
+                     "checkpoint": str(ckpt), "parent_study": c["parent_study"],
+                     "parent_trial": c["parent_trial"], "parent_checkpoint": c["parent_checkpoint"],
+                     "lineage": c["lineage"], "data": data_cfg.model_dump(mode="json"),
+                     "train": train_cfg.model_dump(mode="json"),
                      **{k: res.get(k) for k in ("val_acc", "best_val_acc", "test_acc",
                                                 "train_acc", "wall_seconds", "params", "epochs")}}
             linked.add_trial(optuna.trial.create_trial(value=float(res["val_acc"]), user_attrs=attrs))

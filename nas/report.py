@@ -13,7 +13,9 @@ Writes PNG and PDF per figure, and ``summary.md``:
   paper's Fig. 4): measured on ``--checkpoint`` if given, else as stored by the best trial;
 * ``token_mixing``: the H x H and W x W token-mixing FC weights per stage of the
   ``--checkpoint`` model (the paper's Fig. 5); trials keep no weights, so it needs one;
-* ``learning_curves``: the first objective per epoch of every trial, pruned ones visible.
+* ``learning_curves``: the first objective per epoch of every trial, pruned ones visible;
+* ``lineage`` (a study with promotion stages): validation accuracy of each promoted
+  architecture at the search and along its chain of stages, also as a table.
 
 A figure whose data does not exist is skipped, and the command says why.
 """
@@ -523,11 +525,19 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
 
     (out / "summary.md").write_text(summary_markdown(df, cfg, figures, best, source, rates) + "\n"
                                     + race_markdown(study, cfg) + "\n" + calibration_markdown(study))
-    for name in FIGURES:
-        got = figures[name]
+    if cfg.promotion:  # the chain of promotion stages, when the study has one
+        from .lineage import fig_lineage, lineage_frame, lineage_markdown
+
+        _plt()
+        frame = lineage_frame(cfg)
+        figures["lineage"] = fig_lineage(frame, out, _save)
+        with open(out / "summary.md", "a") as fh:
+            fh.write("\n" + lineage_markdown(frame))
+    for name in (*FIGURES, "lineage"):
+        got = figures.get(name)
         if isinstance(got, list):
             print(f"wrote {name}: " + ", ".join(str(p) for p in got))
-        else:
+        elif got is not None:
             print(f"skipped {name}: {got}")
     print(f"wrote {out / 'summary.md'}")
     return figures

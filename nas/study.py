@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from blocks.config import format_errors, one_line, read_mapping
 
 from .data import DataConfig
+from .lineage import check_stages
 from .train import TrainConfig
 
 STUDY_DIR = Path(__file__).resolve().parents[1] / "studies"
@@ -106,14 +107,32 @@ class Race(_Strict):
 
 
 class PromotionStage(_Strict):
+    """Train the top K of the search (or, with ``from``, of another stage) at a larger
+    budget. ``from: <stage>``: start each from that stage's checkpoint (a chain: search ->
+    imagenet -> tit -> cifar10_ft); ``init_from``: a checkpoint file every architecture
+    starts from instead; ``freeze``: parameter prefixes kept fixed (nas/finetune.py). The
+    fine-tuning lr and warm-up are the recipe's own (``train: {lr, warmup_epochs}``)."""
+
     top: int = Field(3, ge=1)
     epochs: int = Field(ge=1)
     data: dict[str, Any] = {}  # overrides of the study's data (root, subset: null, image_size)
     train: dict[str, Any] = {}  # overrides of the study's training recipe
-    arch: dict[str, Any] = {}  # overrides of the architecture (image_size: 224, num_classes)
+    arch: dict[str, Any] = {}  # overrides of the architecture (image_size: 224, T: 6)
     workers: int = Field(1, ge=1)  # > 1: distributed data parallel through Ray Train
     use_gpu: bool = False
     repeats: int = Field(1, ge=1)
+    parent: str | None = Field(None, alias="from")  # the stage this one fine-tunes
+    init_from: str | None = None  # a checkpoint (relative: to the study file)
+    freeze: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_start(self) -> "PromotionStage":
+        if self.parent is not None and self.init_from is not None:
+            raise ValueError("init_from: a stage with `from` starts from its parent's "
+                             "checkpoints; give one of from, init_from")
+        if self.freeze and self.parent is None and self.init_from is None:
+            raise ValueError("freeze: only when the stage starts from weights (from or init_from)")
+        return self
 
 
 class Export(_Strict):
@@ -170,6 +189,7 @@ class StudyConfig(_Strict):
                 raise ValueError(f"race.rungs: {self.race.rungs} must rise, from 1 epoch, to "
                                  f"fidelity.max_epochs {self.fidelity.max_epochs}")
             self.record_predictions = True  # the paired test reads them
+        check_stages({k: st.parent for k, st in self.promotion.items()})
         return self
 
     @property
@@ -293,6 +313,17 @@ def _absolute(path: Any, base: Path) -> Any:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
+def _stage_paths(stage: Any, base: Path) -> Any:
+    if not isinstance(stage, dict):
+        return stage
+    out = dict(stage)
+    if isinstance(out.get("data"), dict):
+        out["data"] = resolve_paths({"data": out["data"]}, base)["data"]
+    if "init_from" in out:
+        out["init_from"] = _absolute(out["init_from"], base)
+    return out
+
+
 def resolve_paths(data: dict, base: Path) -> dict:
     """``data`` (a study mapping, or part of one) with its path fields made absolute."""
     out = dict(data)
@@ -308,9 +339,7 @@ def resolve_paths(data: dict, base: Path) -> dict:
             out[key] = {**sub, field: _absolute(sub[field], base)}
     stages = out.get("promotion")
     if isinstance(stages, dict):
-        out["promotion"] = {name: (resolve_paths({"data": st["data"]}, base) | {
-            k: v for k, v in st.items() if k != "data"}) if isinstance(st, dict) and isinstance(
-            st.get("data"), dict) else st for name, st in stages.items()}
+        out["promotion"] = {name: _stage_paths(st, base) for name, st in stages.items()}
     for field in ("space", "base"):  # a path (with a suffix), else a shipped name
         ref = out.get(field)
         if isinstance(ref, str) and Path(ref).suffix:
