@@ -91,3 +91,30 @@ def test_export_of_a_study_never_run_says_so(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     assert export_main([str(path), "--storage", url]) == 2
     assert "no study 'asha' has run yet" in capsys.readouterr().err and not (tmp_path / "empty.db").exists()
+
+
+SHIPPED = sorted((Path(__file__).parents[1] / "studies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_studies_load_and_every_stage_builds(path):
+    """Every shipped study (and its smoke version) validates, and the base architecture
+    builds, on the meta device, at the search's image size and at each stage's."""
+    import torch
+
+    import blocks
+    from nas.lineage import chain
+    from nas.study import load_study
+
+    for smoke in (False, True) if "smoke:" in path.read_text() else (False,):
+        cfg = load_study(path, smoke=smoke)
+        arch = cfg.load_space().base
+        for stage in [None, *cfg.promotion]:
+            st = cfg.promotion.get(stage)
+            size = (st.data if st else {}).get("image_size", cfg.data.image_size) or arch.image_size
+            T = (st.arch if st else {}).get("T", arch.T)
+            with torch.device("meta"):
+                model = blocks.build(blocks.load_config(arch, T=T), image_size=size)
+            assert model.config.image_size == size and model.config.T == T
+            if st and st.parent:
+                assert chain(cfg, stage)[-2] == st.parent
