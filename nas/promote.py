@@ -110,6 +110,9 @@ def promote_stage(cfg: StudyConfig, stage_name: str, top: int | None = None):
                 res = train_distributed(arch, data_cfg, train_cfg, stage, ckpt, cfg, init)
             else:
                 res = train(arch, data_cfg, train_cfg, checkpoint_dir=ckpt, init=init)
+            if res["val_acc"] is None:
+                raise StudyError(f"{cfg.source}: promotion.{stage_name}.data.val_fraction: "
+                                 f"{data_cfg.val_fraction} leaves no validation image to rank by")
             attrs = {"source_trial": c["source_trial"], "repeat": r, "point": c["point"],
                      "arch": blocks.load_config(ckpt / "arch.yaml").model_dump(mode="json"),
                      "checkpoint": str(ckpt), "parent_study": c["parent_study"],

@@ -113,6 +113,9 @@ class PromotionStage(_Strict):
     starts from instead; ``freeze``: parameter prefixes kept fixed (nas/finetune.py). The
     fine-tuning lr and warm-up are the recipe's own (``train: {lr, warmup_epochs}``)."""
 
+    # `from` is a Python keyword: the field is `parent`, written and dumped as `from`
+    model_config = ConfigDict(extra="forbid", strict=True, serialize_by_alias=True)
+
     top: int = Field(3, ge=1)
     epochs: int = Field(ge=1)
     data: dict[str, Any] = {}  # overrides of the study's data (root, subset: null, image_size)

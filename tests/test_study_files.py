@@ -108,6 +108,8 @@ def test_shipped_studies_load_and_every_stage_builds(path):
 
     for smoke in (False, True) if "smoke:" in path.read_text() else (False,):
         cfg = load_study(path, smoke=smoke)
+        again = type(cfg).model_validate_json(cfg.model_dump_json())  # as trials get it
+        assert again.model_dump() == cfg.model_dump()
         arch = cfg.load_space().base
         for stage in [None, *cfg.promotion]:
             st = cfg.promotion.get(stage)
