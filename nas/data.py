@@ -69,6 +69,9 @@ class DataConfig(BaseModel):
     augment: Literal["none", "simple", "strong"] = "simple"
     batch_size: int = Field(128, ge=1)
     num_workers: int = Field(0, ge=0)
+    # large image folders (ImageNet): JPEG decoding by PIL in the workers (cpu) or batched on
+    # the GPU (gpu: nas/jpeg_decode.py); auto: gpu when training on CUDA
+    decode: Literal["auto", "cpu", "gpu"] = "auto"
     synthetic: SyntheticSpec = SyntheticSpec()
 
 
@@ -310,14 +313,25 @@ def _folder_stream(cfg: DataConfig, root: Path, device: torch.device) -> Data:
     eval_tf = v2.Compose([v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size), *finish])
     train_tf = v2.Compose([*train_tf, *finish])
 
+    decode = cfg.decode if cfg.decode != "auto" else ("gpu" if device.type == "cuda" else "cpu")
+    if decode == "gpu" and not torch.cuda.is_available():
+        raise DataError("decode: gpu needs a CUDA device and there is none; allowed here: auto, cpu")
+
+    def stream(files, labels, tf, train: bool) -> StreamLoader:
+        if decode == "gpu":
+            from .jpeg_decode import DeviceJpegLoader
+
+            return DeviceJpegLoader(files, labels, cfg, device, len(classes), train, size,
+                                    IMAGENET_MEAN, IMAGENET_STD)
+        return StreamLoader(_FolderDataset(files, labels, tf), cfg, device, len(classes), train=train)
+
     def loader(idx, tf, train: bool) -> StreamLoader:
-        ds = _FolderDataset([paths[i] for i in idx], y[idx], tf)
-        return StreamLoader(ds, cfg, device, len(classes), train=train)
+        return stream([paths[i] for i in idx], y[idx], tf, train)
 
     test = None
     if (root / "val").is_dir():
         tpaths, ty, _ = _scan(root / "val", classes)
-        test = StreamLoader(_FolderDataset(tpaths, ty, eval_tf), cfg, device, len(classes), train=False)
+        test = stream(tpaths, ty, eval_tf, False)
     return Data(train=loader(tr, train_tf, True), val=loader(va, eval_tf, False) if len(va) else None,
                 test=test, num_classes=len(classes), in_channels=3, image_size=size, classes=classes,
                 sizes=dict(train=len(tr), val=len(va), test=len(test.dataset) if test else 0),
@@ -444,7 +458,11 @@ class TensorLoader:
 
 
 class StreamLoader:
-    """A ``DataLoader`` over image files whose batches land on ``device``."""
+    """A ``DataLoader`` over image files whose batches land on ``device`` (a subclass
+    changes what the workers return, ``collate``, and how a batch becomes images,
+    ``to_device``: nas/jpeg_decode.py)."""
+
+    collate = None  # the DataLoader's default
 
     def __init__(self, dataset, cfg: DataConfig, device: torch.device, num_classes: int, train: bool):
         self.dataset, self.device, self.num_classes, self.seed = dataset, device, num_classes, cfg.seed
@@ -454,7 +472,7 @@ class StreamLoader:
         self.loader = torch.utils.data.DataLoader(
             dataset, batch_size=cfg.batch_size, shuffle=train, drop_last=train and len(dataset) > cfg.batch_size,
             num_workers=cfg.num_workers, pin_memory=device.type == "cuda", generator=self.generator,
-            persistent_workers=cfg.num_workers > 0)
+            persistent_workers=cfg.num_workers > 0, collate_fn=type(self).collate)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -468,10 +486,14 @@ class StreamLoader:
         g = torch.Generator(device=self.device).manual_seed(self.seed * 100_003 + self.epoch)
         self.epoch += 1
         for i, (x, y) in enumerate(self.loader):
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            x, y = self.to_device(x), y.to(self.device, non_blocking=True)
             if self.mix:
                 x, y = _mix(x, y, self.num_classes, g, cpu_g, cutmix=bool(i % 2))
             yield x, y
+
+
+    def to_device(self, x) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True)
 
 
 def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -239,7 +239,7 @@ class StudyConfig(_Strict):
                    "step": p.step, "log": p.log, "per_stage": p.per_stage,
                    "when": None if p.when is None else [p.when[0], [str(v) for v in p.when[1]]]}
                   for p in space.parameters]
-        data = self.data.model_dump(mode="json", exclude={"root", "download", "num_workers"})
+        data = self.data.model_dump(mode="json", exclude={"root", "download", "num_workers", "decode"})
         return {"space": {"base": space.base.model_dump(mode="json"), "parameters": params},
                 "data": data, "train": self.train.model_dump(mode="json"),
                 "fidelity": self.fidelity.model_dump(mode="json"),
