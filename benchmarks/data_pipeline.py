@@ -4,8 +4,8 @@
     python benchmarks/data_pipeline.py --images 512 --workers 1,2,4,8 --json out.json
 
 A temporary image folder of ``--images`` JPEGs at ImageNet's typical size (500 x 375,
-quality 90; made from the CIFAR-10 JPEG tree upscaled, or smooth random images when it is
-absent) is read through ``nas.data.load_data(imagefolder, image_size=224)``'s training
+quality 95, grain added so that files are about 100 KB like ImageNet's; made from the
+CIFAR-10 JPEG tree upscaled, or smooth random images when it is absent) is read through ``nas.data.load_data(imagefolder, image_size=224)``'s training
 loader: RandomResizedCrop + flip + normalise. Rows:
 
 - ``cpu``: PIL decode and transform in the DataLoader workers (``decode: cpu``), per worker
@@ -35,6 +35,7 @@ from nas.data import DataConfig, load_data  # noqa: E402
 
 CIFAR = Path(__file__).resolve().parents[2] / "data" / "cifar10" / "train"
 SIZE = (500, 375)
+GRAIN = 8.0  # std of the added noise, grey levels
 
 
 def make_folder(root: Path, n: int, source: Path) -> str:
@@ -50,8 +51,12 @@ def make_folder(root: Path, n: int, source: Path) -> str:
         else:
             small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
             img = Image.fromarray(small).resize(SIZE, Image.BICUBIC)
-        img.save(d / f"{i}.jpg", quality=90)
-    return f"{len(files)} CIFAR-10 JPEGs upscaled" if files else "smooth random images"
+        # grain, so that a file is about as large (as slow to decode) as an ImageNet photo's
+        grain = np.asarray(img, dtype=np.float32) + rng.normal(0, GRAIN, (SIZE[1], SIZE[0], 3))
+        Image.fromarray(np.clip(grain, 0, 255).astype(np.uint8)).save(d / f"{i}.jpg", quality=95)
+    kb = sum(p.stat().st_size for p in root.rglob("*.jpg")) / n / 1024
+    return (f"{len(files)} CIFAR-10 JPEGs upscaled" if files else "smooth random images") + \
+        f" with grain, quality 95, {kb:.0f} KB each on average"
 
 
 def rate(root: Path, decode: str, workers: int, batch: int, device: str) -> tuple[float, int]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU figures of docs/performance.md. Each part fits one device call (10 minutes):
-#   bash benchmarks/gpu_suite.sh kernel step        # or: packing, accuracy, all
+#   bash benchmarks/gpu_suite.sh kernel step        # or: packing, accuracy, data, all
 # On the GPU machine, from the repository root, with the bundle of ../shared/device carried:
 #   ../shared/device/stage.sh                       # here, once per checkout
 #   device run, carry [".devdeps", ".data"]:  bash benchmarks/gpu_suite.sh PART...
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 [ -f .devdeps/activate.sh ] && . .devdeps/activate.sh
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" RAY_AUTH_MODE=disabled
 out="${OUT:-runs/perf}"; mkdir -p "$out"
-parts="${*:-all}"; [ "$parts" = all ] && parts="kernel step packing accuracy"
+parts="${*:-all}"; [ "$parts" = all ] && parts="kernel step packing accuracy data"
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$out/gpu.txt"
 python -m nas.doctor --no-ray | tee "$out/doctor.txt"   # a failed check is in results.json too
 
@@ -35,7 +35,10 @@ for part in $parts; do
           --epochs 3 --batch-size 128 --no-amp --neuron-backend "$backend" --no-progress \
           --out "runs/perf/train-$backend" | tail -1 | tee "$out/accuracy_$backend.json"
       done ;;
-    *) echo "unknown part '$part'; allowed: kernel, step, packing, accuracy, all" >&2; exit 2 ;;
+    data)     # ImageNet-sized JPEGs at 224: PIL in 1-8 workers against nvJPEG batches (~1 min)
+      python benchmarks/data_pipeline.py --images 1024 --workers 1,2,4,8 \
+        --json "$out/data_pipeline.json" | tee "$out/data_pipeline.txt" ;;
+    *) echo "unknown part '$part'; allowed: kernel, step, packing, accuracy, data, all" >&2; exit 2 ;;
   esac
 done
 

@@ -40,3 +40,9 @@ def test_training_tables(script, args):
                "16", *args)
     values = [float(line.split()[-2]) for line in out.splitlines()[2:]]  # the images/s column
     assert len(values) == (3 if script == "train_step.py" else 2) and all(v > 0 for v in values), out
+
+
+def test_data_pipeline_table():
+    out = _run("data_pipeline.py", "--images", "16", "--workers", "1", "--batch-size", "8")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    assert set(rows) == {"cpu", "batched-cpu"} and all(float(r[3]) > 0 for r in rows.values()), out
