@@ -214,3 +214,23 @@ def test_tiny_spiking_mlp_learns_cifar10_sample():
           f"val {result['val_acc']:.3f}, {seconds:.0f} s")
     assert result["test_acc"] >= 0.25  # chance is 0.10
     assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
+
+
+def test_cli_init_from_reinitialises_the_classifier_freezes_and_refuses_another_grid(tmp_path, capsys):
+    from nas.checkpoint import read_checkpoint, save_checkpoint
+
+    model = blocks.build(blocks.load_config("tiny", T=2), num_classes=10, image_size=16)
+    save_checkpoint(tmp_path / "src.pt", {"model": model.state_dict(),
+                                          "arch": model.config.model_dump(mode="json")})
+    common = ["--arch", "tiny", "--data", "synthetic", "--T", "3", "--epochs", "1", "--subset", "64",
+              "--max-steps-per-epoch", "1", "--no-progress", "--init-from", str(tmp_path / "src.pt")]
+    assert train_main([*common, "--freeze", "stages.0", "--out", str(tmp_path / "a")]) == 0
+    out = read_checkpoint(tmp_path / "a" / "last.pt")
+    assert torch.equal(out["model"]["stages.0.encoder.conv.weight"], model.state_dict()["stages.0.encoder.conv.weight"])
+    assert out["model"]["head.fc.weight"].shape[0] == 4  # synthetic: 4 classes, a fresh classifier
+    assert out["init"] == {"checkpoint": str(tmp_path / "src.pt"), "freeze": ["stages.0"]}
+    assert train_main([*common, "--image-size", "32", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("nas.train: error: --init-from: image size 16 -> 32: ") and "token.mix_h.fc" in err
+    assert train_main([*common[:-2], "--freeze", "stages.0"]) == 2
+    assert "--freeze: only with --init-from" in capsys.readouterr().err
