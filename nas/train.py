@@ -382,7 +382,7 @@ def _validation_message(err: ValidationError) -> str:
 # exported architecture file's recipe (what its trial was trained with)
 _DATA_FLAGS = {"data": "name", "data_root": "root", "download": "download", "image_size": "image_size",
                "subset": "subset", "val_fraction": "val_fraction", "seed": "seed", "augment": "augment",
-               "batch_size": "batch_size", "num_workers": "num_workers"}
+               "batch_size": "batch_size", "num_workers": "num_workers", "decode": "decode"}
 _TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "optimizer": "optimizer", "weight_decay": "weight_decay",
                 "warmup_epochs": "warmup_epochs", "label_smoothing": "label_smoothing",
                 "grad_clip": "grad_clip", "amp": "amp", "seed": "seed", "device": "device",
@@ -422,6 +422,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the split, the shuffles and the initialisation (default: 0)")
     p.add_argument("--augment", choices=("none", "simple", "strong"), help=default(d, "augment"))
     p.add_argument("--num-workers", type=int, help="DataLoader workers for streamed image folders (default: 0)")
+    p.add_argument("--decode", choices=("auto", "cpu", "gpu"),
+                   help="JPEG decoding of streamed image folders: PIL in the workers (cpu) or "
+                        "nvJPEG batches on the GPU (gpu); default: auto (gpu on CUDA)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: auto (CUDA when present)")
     p.add_argument("--neuron-backend", choices=BACKENDS,
                    help="compute every spiking neuron with this backend (default: the architecture's; "
@@ -509,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except DataError as err:
         flag = "--data-root" if isinstance(err, FileNotFoundError) else "--data"
+        if str(err).startswith("decode: "):
+            flag, err = "--decode", str(err).removeprefix("decode: ")
         print(f"{prog}: {flag}: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:
