@@ -530,7 +530,7 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
 
         _plt()
         frame = lineage_frame(cfg)
-        figures["lineage"] = fig_lineage(frame, out, _save)
+        figures["lineage"] = fig_lineage(frame, {k: st.parent for k, st in cfg.promotion.items()}, out, _save)
         with open(out / "summary.md", "a") as fh:
             fh.write("\n" + lineage_markdown(frame))
     for name in (*FIGURES, "lineage"):
