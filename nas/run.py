@@ -248,6 +248,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     """Run (or continue) the study; returns the Optuna study."""
     from ray import tune
 
+    from . import prefilter
     from .results import print_ranking
     from .schedulers import make_scheduler, print_summary
     from .searcher import StudySearcher, enqueue_grid, recover_interrupted, retry_failed
@@ -283,6 +284,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
               "errors are in the table below and in the dashboard); fix the cause and start over "
               "with --fresh, or allow more with --set max_attempts=N", flush=True)
     if remaining > 0:
+        prefilter.apply(cfg, study, space, log=lambda m: print(m, flush=True))
         _init_ray(cfg)
         check_resources(cfg)
         searcher = StudySearcher(cfg, space, storage, budget=budget)
@@ -309,6 +311,8 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
             if not cfg.ray_address:
                 _stop_local_ray()
     print_ranking(study, cfg)
+    if prefilter.funnel_line(study):
+        print(prefilter.funnel_line(study), flush=True)
     print_summary(study, cfg)
     print_next_steps(cfg, smoke)
     return study

@@ -111,14 +111,14 @@ class StudySearcher(OptunaSearch):
         """The number of another trial of the study at the same point (repeat 0) that is
         queued, running or finished; None if there is none, or if the study already holds
         every point of a finite space (then a point is trained again)."""
-        point, seen, twin = _key(ot.params, 0), set(), None
+        point, seen, twin = trial_key(ot.params), set(), None
         for t in self._ot_study.get_trials(deepcopy=False):
             a = t.user_attrs
             if t.number == ot.number or a.get("interrupted") or "duplicate_of" in a:
                 continue
             if a.get("repeat", 0) != 0:
                 continue
-            key = _key(t.params or t.system_attrs.get("fixed_params", {}), 0)
+            key = trial_key(trial_point(t))
             seen.add(key)
             if key == point and twin is None:
                 twin = t.number
@@ -223,8 +223,14 @@ def retry_failed(study: optuna.Study, max_attempts: int) -> tuple[int, int]:
     return queued, given_up
 
 
-def _key(params: dict, repeat: int) -> str:
+def trial_key(params: dict, repeat: int = 0) -> str:
+    """One string per (point, repeat): trials with the same key train the same thing."""
     return json.dumps([sorted(params.items()), repeat], default=str)
+
+
+def trial_point(t) -> dict:
+    """A trial's point: its parameters, or, while it waits in the queue, the fixed ones."""
+    return t.params or t.system_attrs.get("fixed_params", {})
 
 
 def enqueue_grid(study: optuna.Study, points: list[dict], repeats: int) -> int:
@@ -233,12 +239,11 @@ def enqueue_grid(study: optuna.Study, points: list[dict], repeats: int) -> int:
     for t in study.get_trials(deepcopy=False):
         if t.user_attrs.get("interrupted"):
             continue
-        params = t.params or t.system_attrs.get("fixed_params", {})
-        have.add(_key(params, t.user_attrs.get("repeat", 0)))
+        have.add(trial_key(trial_point(t), t.user_attrs.get("repeat", 0)))
     n = 0
     for r in range(repeats):
         for p in points:
-            if _key(p, r) not in have:
+            if trial_key(p, r) not in have:
                 study.enqueue_trial(p, user_attrs={"repeat": r})
                 n += 1
     return n

@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal, NamedTuple
 
 import yaml
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from blocks.config import format_errors, one_line, read_mapping
 
@@ -116,6 +116,35 @@ class PromotionStage(_Strict):
     repeats: int = Field(1, ge=1)
 
 
+class Prefilter(_Strict):
+    """``prefilter:`` score ``candidates`` points of the space without training
+    (:mod:`nas.zero_cost`) and start the search from the ``keep`` best, queued into the
+    Optuna study before its sampler takes over."""
+
+    score: str  # a registered scorer (nas.zero_cost)
+    candidates: int = Field(ge=1, le=1_000_000)
+    keep: int = Field(ge=1)
+    batch: int = Field(16, ge=2)  # validation images per forward
+    seed: int = 0
+    T: int | None = Field(None, ge=1)  # None: each point's own T
+
+    @field_validator("score")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from .zero_cost import available_scorers
+
+        if v not in available_scorers():
+            raise ValueError(f"unknown scorer {v!r}; allowed: {', '.join(available_scorers())}")
+        return v
+
+    @model_validator(mode="after")
+    def _keep_fits(self) -> "Prefilter":
+        if self.keep > self.candidates:
+            raise ValueError(f"keep {self.keep} is more than its {self.candidates} candidates; "
+                             f"allowed: 1 to {self.candidates}")
+        return self
+
+
 class Export(_Strict):
     top: int = Field(5, ge=1)
     out: str | None = None  # default: runs/<study>/export
@@ -146,6 +175,7 @@ class StudyConfig(_Strict):
     record_predictions: bool = False
     runs_dir: str = "runs"  # relative: to the study file (absolute once loaded)
     export: Export = Export()
+    prefilter: Prefilter | None = None  # start from the best training-free scores
     promotion: dict[str, PromotionStage] = {}
     smoke: dict[str, Any] = {}  # overrides applied by --smoke-test
     source: str | None = Field(None, exclude=True)
@@ -157,6 +187,12 @@ class StudyConfig(_Strict):
         if len(self.objectives) > 1 and self.sampler.name == "cmaes":
             raise ValueError("sampler.name: cmaes takes one objective; allowed with several: "
                              "tpe, nsga2, gp, random, grid")
+        if self.prefilter is not None and self.sampler.name == "grid":
+            raise ValueError("prefilter: a grid trains every point; allowed with the samplers "
+                             "tpe, random, nsga2, gp, cmaes")
+        if len(self.objectives) > 1 and self.scheduler == "hyperband":
+            raise ValueError("scheduler: hyperband prunes on one objective; allowed with several "
+                             "objectives: asha (multi-objective successive halving), none")
         if self.fidelity.rung_epochs > self.fidelity.max_epochs:
             raise ValueError(f"fidelity.rung_epochs: {self.fidelity.rung_epochs} exceeds "
                              f"fidelity.max_epochs {self.fidelity.max_epochs}")

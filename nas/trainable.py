@@ -71,7 +71,10 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
     ``report`` (default: Ray Tune's); never raises: failures are reported as ``error``.
     A trial that reaches ``max_epochs`` is measured (:mod:`nas.metrics`: energy, SOPs,
     firing rates ... on the first validation images) before its last epoch is reported,
-    so that the last result carries those metrics (they can be study objectives)."""
+    so that the last result carries those metrics (they can be study objectives). When a
+    study's objectives include such a cost metric, every epoch's result carries the cost
+    metrics too, measured on the same fixed batch, so that a multi-objective scheduler
+    can prune on them."""
     if isinstance(study, str):
         study = StudyConfig.model_validate_json(study)
     if report is None:
@@ -82,12 +85,16 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
     last: dict = {}
     try:
         arch = _space(study).to_config(config["params"])
-        from .metrics import TRIAL_METRICS
+        from .metrics import EVAL_IMAGES, TRIAL_METRICS, eval_batch, measure
 
-        # objectives measured at the end of a trial: NaN ("not yet") in the earlier epochs'
-        # results, since Ray Tune wants every objective in every result
-        pending = {o.metric: math.nan for o in study.objectives if o.metric in TRIAL_METRICS}
+        # cost objectives (energy, SOPs ...): measured every epoch on the fixed batch
+        per_epoch_cost = any(o.metric in TRIAL_METRICS for o in study.objectives)
         built: dict = {}
+
+        def on_model(model, data) -> None:
+            built.update(arch=model.config.model_dump_json(), model=model)
+            if per_epoch_cost:
+                built["images"] = eval_batch(data, EVAL_IMAGES)
         train_cfg = study.train.model_copy(update={
             "epochs": study.fidelity.max_epochs,
             "seed": study.train.seed + int(config.get("repeat", 0)),
@@ -103,21 +110,22 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
             if not math.isfinite(last.get("train_loss", 0.0)):
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
             if epoch < train_cfg.epochs:  # the last epoch is reported by on_end, measured
-                report({**pending, **last})
+                if per_epoch_cost:
+                    m = measure(built["model"], built["images"])
+                    last.update({k: v for k, v in m.as_dict().items() if k != "T"})
+                report(dict(last))
 
         def on_end(model, data) -> None:
             if last.get("epoch", 0) < train_cfg.epochs:
                 return
-            from .metrics import EVAL_IMAGES, eval_batch, measure
-
-            m = measure(model, eval_batch(data, EVAL_IMAGES))
+            m = measure(model, built.get("images") if per_epoch_cost else eval_batch(data, EVAL_IMAGES))
             last.update({k: v for k, v in m.as_dict().items() if k != "T"},
                         layer_rates_json=json.dumps(m.layer_rates()),
                         wall_seconds=time.time() - start)
             report(dict(last))
 
         train(arch, study.data, train_cfg, on_epoch=on_epoch, progress=False,
-              on_model=lambda m: built.update(arch=m.config.model_dump_json()), on_end=on_end,
+              on_model=on_model, on_end=on_end,
               per_image=study.record_predictions, checkpoint_dir=getattr(report, "checkpoint_dir", None))
     except Exception as err:  # noqa: BLE001 - every failure is recorded, the study goes on
         from .searcher import worst

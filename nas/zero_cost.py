@@ -306,8 +306,52 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(lambda: run_zero_cost(args))
 
 
-def run_zero_cost(args) -> list[dict]:
+def score_study(cfg, study, space, candidates: int, scorers: Sequence[Scorer], *, batch: int = 16,
+                seed: int = 0, T: int | None = None, log: Callable[[str], None] = print) -> list[dict]:
+    """Sample ``candidates`` distinct points of the study's space, score them on ``batch``
+    of the study's validation images and store them (:func:`store_scores`); the rows
+    ``{point, scores, settings}``. Points already stored with the same settings and every
+    requested score are not scored again (a resumed prefilter costs nothing)."""
     from .data import load_data
+
+    data = load_data(cfg.data, "cpu")
+    images, labels = image_batch(data, batch)
+    points = space.distinct_points(candidates, seed)
+    arch = {"num_classes": data.num_classes, "in_channels": data.in_channels,
+            "image_size": data.image_size}
+    if T is not None:
+        arch["T"] = T
+    settings = {"seed": seed, "batch": len(images), "T": T}
+    names = [s.name for s in scorers]
+    stored = {json.dumps([r["point"], r["settings"]], sort_keys=True, default=str): r["scores"]
+              for r in study.user_attrs.get(ATTR, [])}
+
+    def cached(p: dict) -> dict | None:
+        got = stored.get(json.dumps([p, settings], sort_keys=True, default=str))
+        return got if got is not None and all(n in got for n in names) else None
+
+    todo = [p for p in points if cached(p) is None]
+    log(f"scoring {len(todo)} points of {space.name!r} ({space.size or 'infinite'} in all) with "
+        f"{', '.join(names)} on {len(images)} images"
+        + (f" ({len(points) - len(todo)} scored before)" if len(todo) < len(points) else ""))
+    start, last = time.perf_counter(), [time.perf_counter()]
+
+    def progress(done: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= 10 or done == len(todo):
+            last[0] = now
+            log(f"  {done}/{len(todo)} scored, {done / (now - start):.2f} points/s")
+
+    fresh = iter(score_points(space, todo, images, scorers, seed, labels=labels, arch=arch,
+                              progress=progress))
+    rows = [{"point": p, "scores": cached(p) or next(fresh), "settings": settings} for p in points]
+    total = store_scores(study, rows)
+    log(f"stored {len(rows)} scored points in {cfg.storage_url} (study {cfg.name!r}, user attr "
+        f"{ATTR!r}: {total} in all)")
+    return rows
+
+
+def run_zero_cost(args) -> list[dict]:
     from .run import open_study
 
     scorers = get_scorers(args.scorers)
@@ -321,31 +365,9 @@ def run_zero_cost(args) -> list[dict]:
     cfg = load_study_from_args(args)
     space = cfg.load_space()
     study, _ = open_study(cfg, space)  # created if the study has not run yet
-    data = load_data(cfg.data, "cpu")
-    images, labels = image_batch(data, args.batch)
-    points = space.distinct_points(args.candidates, args.seed)
-    arch = {"num_classes": data.num_classes, "in_channels": data.in_channels,
-            "image_size": data.image_size}
-    if args.T is not None:
-        arch["T"] = args.T
-    print(f"scoring {len(points)} points of {space.name!r} ({space.size or 'infinite'} in all) with "
-          f"{', '.join(s.name for s in scorers)} on {len(images)} images", flush=True)
-    start, last = time.perf_counter(), [time.perf_counter()]
-
-    def progress(done: int) -> None:
-        now = time.perf_counter()
-        if now - last[0] >= 10 or done == len(points):
-            last[0] = now
-            print(f"  {done}/{len(points)} scored, {done / (now - start):.2f} points/s", flush=True)
-
-    scores = score_points(space, points, images, scorers, args.seed, labels=labels, arch=arch,
-                          progress=progress)
-    settings = {"seed": args.seed, "batch": len(images), "T": args.T}
-    rows = [{"point": p, "scores": s, "settings": settings} for p, s in zip(points, scores)]
-    total = store_scores(study, rows)
+    rows = score_study(cfg, study, space, args.candidates, scorers, batch=args.batch,
+                       seed=args.seed, T=args.T, log=lambda m: print(m, flush=True))
     _table(rows, [s.name for s in scorers], args.top)
-    print(f"stored {len(rows)} scored points in {cfg.storage_url} (study {cfg.name!r}, user attr "
-          f"{ATTR!r}: {total} in all)")
     return rows
 
 
