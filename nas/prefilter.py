@@ -30,8 +30,8 @@ def apply(cfg, study, space, log=print) -> int:
     done = study.user_attrs.get(ATTR)
     if done and done.get("settings") == settings_of(cfg):
         return 0
-    rows = score_study(cfg, study, space, p.candidates, get_scorers([p.score]), batch=p.batch,
-                       seed=p.seed, T=p.T, log=log)
+    rows = score_study(cfg, study, space, space.distinct_points(p.candidates, p.seed),
+                       get_scorers([p.score]), batch=p.batch, seed=p.seed, T=p.T, log=log)
     scored = [(r["scores"][p.score], r["point"]) for r in rows if math.isfinite(r["scores"][p.score])]
     scored.sort(key=lambda sp: -sp[0])
     have = {trial_key(trial_point(t)) for t in study.get_trials(deepcopy=False)}

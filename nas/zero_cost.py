@@ -2,6 +2,7 @@
 
     python -m nas.zero_cost STUDY.yaml --candidates 1000 [--scorers snn_hamming,params]
                                        [--batch 16] [--seed 0] [--T 2]
+    python -m nas.zero_cost STUDY.yaml --trained   # score what it trained; Kendall's tau
 
 samples N distinct points of the study's space, builds each network (seeded per point),
 runs ONE forward on a fixed batch of validation images with a hook on every spiking layer,
@@ -293,7 +294,11 @@ def _table(rows: list[dict], names: list[str], top: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nas.zero_cost", description=__doc__.split("\n")[0])
     add_common_flags(ap)
-    ap.add_argument("--candidates", type=int, required=True, help="points to sample and score")
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--candidates", type=int, help="points to sample and score")
+    what.add_argument("--trained", action="store_true",
+                      help="score the points the study has trained, and print how well each "
+                           "score agrees with their accuracy (Kendall's tau)")
     ap.add_argument("--scorers", default=",".join(DEFAULT_SCORERS),
                     help=f"comma-separated (default: {','.join(DEFAULT_SCORERS)}); the first ranks "
                          f"the table; known: {', '.join(available_scorers())}")
@@ -306,17 +311,27 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(lambda: run_zero_cost(args))
 
 
-def score_study(cfg, study, space, candidates: int, scorers: Sequence[Scorer], *, batch: int = 16,
+def trained_points(study) -> list[dict]:
+    """The distinct points of the study's COMPLETE trials (in trial order)."""
+    from optuna.trial import TrialState
+
+    seen: dict[str, dict] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs:
+            seen.setdefault(json.dumps(t.params, sort_keys=True, default=str), t.params)
+    return list(seen.values())
+
+
+def score_study(cfg, study, space, points: list[dict], scorers: Sequence[Scorer], *, batch: int = 16,
                 seed: int = 0, T: int | None = None, log: Callable[[str], None] = print) -> list[dict]:
-    """Sample ``candidates`` distinct points of the study's space, score them on ``batch``
-    of the study's validation images and store them (:func:`store_scores`); the rows
-    ``{point, scores, settings}``. Points already stored with the same settings and every
-    requested score are not scored again (a resumed prefilter costs nothing)."""
+    """Score ``points`` of the study's space on ``batch`` of the study's validation images
+    and store them (:func:`store_scores`); the rows ``{point, scores, settings}``. Points
+    already stored with the same settings and every requested score are not scored again
+    (a resumed prefilter costs nothing)."""
     from .data import load_data
 
     data = load_data(cfg.data, "cpu")
     images, labels = image_batch(data, batch)
-    points = space.distinct_points(candidates, seed)
     arch = {"num_classes": data.num_classes, "in_channels": data.in_channels,
             "image_size": data.image_size}
     if T is not None:
@@ -355,7 +370,7 @@ def run_zero_cost(args) -> list[dict]:
     from .run import open_study
 
     scorers = get_scorers(args.scorers)
-    if args.candidates < 1:
+    if args.candidates is not None and args.candidates < 1:
         raise ZeroCostError(f"--candidates {args.candidates}: at least 1")
     if args.batch < 2:
         raise ZeroCostError(f"--batch {args.batch}: at least 2 images (a kernel over one image "
@@ -365,9 +380,19 @@ def run_zero_cost(args) -> list[dict]:
     cfg = load_study_from_args(args)
     space = cfg.load_space()
     study, _ = open_study(cfg, space)  # created if the study has not run yet
-    rows = score_study(cfg, study, space, args.candidates, scorers, batch=args.batch,
+    if args.trained:
+        points = trained_points(study)
+        if not points:
+            raise ZeroCostError(f"--trained: the study {cfg.name!r} has no COMPLETE trial yet")
+    else:
+        points = space.distinct_points(args.candidates, args.seed)
+    rows = score_study(cfg, study, space, points, scorers, batch=args.batch,
                        seed=args.seed, T=args.T, log=lambda m: print(m, flush=True))
     _table(rows, [s.name for s in scorers], args.top)
+    if args.trained:
+        from .zero_cost_agreement import agreement_markdown
+
+        print(agreement_markdown(study) or "fewer than 3 trained points: no agreement table")
     return rows
 
 

@@ -43,8 +43,9 @@ def agreement_row(scores, accs) -> dict:
     a = np.asarray(accs, float)
     lo, hi = kendall_interval(s, a)
     k = max(1, len(a) // 4)
+    constant = len(a) < 2 or np.all(s == s[0])  # e.g. params over a space of skips: no ranking
     return {"n": len(a), "kendall": kendall_tau(s, a), "ci": (lo, hi), "spearman": spearman(s, a),
-            "top_quarter": top_k_overlap(s, a, k) if len(a) >= 2 else math.nan, "k": k}
+            "top_quarter": math.nan if constant else top_k_overlap(s, a, k), "k": k}
 
 
 def trained_points(study) -> dict[str, tuple[dict, float, int]]:
