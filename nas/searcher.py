@@ -3,8 +3,9 @@
 On top of Ray Tune's Optuna searcher (which samples through a real Optuna storage, so
 every trial lands in the study that optuna-dashboard reads), :class:`StudySearcher`:
 
-* stops asking once the study holds its budget of trials, counted in the storage, so
-  that a re-run, or a second driver on the same study, never exceeds ``trials``;
+* stops asking once the study holds its budget of trials, counted in the storage under a
+  lock on the study with the ask (:func:`nas.storage.budget_lock`), so that a re-run, or
+  any number of drivers on the same study, never exceeds ``trials``;
 * marks every trial with its driver and a heartbeat, so that a later run can tell trials
   of a killed driver (re-enqueued, see :func:`recover_interrupted`) from live ones;
 * tells Optuna the truth about fidelity: a trial the scheduler stopped before
@@ -27,7 +28,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from .metrics import TRIAL_METRICS
 from .results import CORRECT_KEY
-from .storage import STALE_AFTER_S, Heartbeat, budget_used, drivers, is_stale, retried
+from .storage import STALE_AFTER_S, Heartbeat, budget_lock, budget_used, drivers, is_stale, retried
 from .study import StudyConfig
 
 
@@ -84,8 +85,16 @@ class StudySearcher(OptunaSearch):
         return budget_used(trials, self._stale_after, registered) >= self._budget
 
     def suggest(self, trial_id: str):
-        if trial_id not in self._ot_trials and self._budget_reached():
-            return Searcher.FINISHED
+        """A new trial, counted and asked under the study's :func:`budget_lock`, so that
+        drivers together never run more than the budget."""
+        if trial_id in self._ot_trials:
+            return self._ask(trial_id)
+        with budget_lock(self._ot_study._storage, self._ot_study._study_id):
+            if self._budget_reached():
+                return Searcher.FINISHED
+            return self._ask(trial_id)
+
+    def _ask(self, trial_id: str) -> dict:
         for attempt in range(MAX_REASKS + 1):
             params = super().suggest(trial_id)
             ot = self._ot_trials[trial_id]
