@@ -62,6 +62,7 @@ class StudySearcher(OptunaSearch):
         self._cfg, self._arch_space, self._budget = study, space, budget
         self._stale_after = stale_after
         self._curves: dict[str, list[float]] = {}
+        self._nodes: dict[str, list[dict]] = {}  # per trial: the workers it ran on
         study_id = optuna.create_study(study_name=study.name, storage=storage, load_if_exists=True,
                                        directions=study.directions)._study_id
         self.heartbeat = Heartbeat(storage, study_id)  # registers this driver
@@ -141,10 +142,33 @@ class StudySearcher(OptunaSearch):
         for k, v in attrs.items():
             storage.set_trial_user_attr(tid, k, v)
 
+    def _note_worker(self, trial_id: str, ot, result: dict) -> None:
+        """``nodes``: where the trial ran (node id, ip, host, pid), one entry per worker;
+        several when Ray restarted it after its worker or node died."""
+        if "node_id" not in result:
+            return
+        here = {"id": result["node_id"], "ip": result.get("node_ip"), "host": result.get("node_host"),
+                "pid": result.get("worker_pid")}
+        nodes = self._nodes.setdefault(trial_id, [])
+        if not nodes or nodes[-1] != here:
+            nodes.append(here)
+            ot.set_user_attr("nodes", nodes)
+
+    def restarted(self, trial_id: str) -> None:
+        """Ray restarts the trial (its worker or node died, ``worker_retries``): one Optuna
+        trial still, its curve starts over, counted in ``restarts``."""
+        ot = self._ot_trials.get(trial_id)
+        if ot is None or trial_id in self._completed_trials:
+            return
+        self._curves[trial_id] = []
+        restarts = int(self._ot_study._storage.get_trial_user_attrs(ot._trial_id).get("restarts", 0)) + 1
+        ot.set_user_attr("restarts", restarts)
+
     def _record(self, trial_id: str, result: dict) -> None:
         """Add an epoch's value to the trial's curve (Ray may deliver the last result to
         on_trial_result, on_trial_complete, or both)."""
         ot = self._ot_trials[trial_id]
+        self._note_worker(trial_id, ot, result)
         epoch, curve = int(result["epoch"]), self._curves.setdefault(trial_id, [])
         if "error" in result or epoch <= len(curve):
             return
@@ -170,6 +194,7 @@ class StudySearcher(OptunaSearch):
         if "epoch" in result:
             self._record(trial_id, result)
         curve = self._curves.pop(trial_id, [])
+        self._nodes.pop(trial_id, None)
         attrs = {"curve": curve, "epochs": max(int(result.get("epoch", 0)), len(curve))}
         if "arch_json" in result:
             attrs["arch"] = json.loads(result["arch_json"])
