@@ -138,7 +138,7 @@ def main() -> None:
         sys.path.insert(0, str(ROOT / "tests"))
         import postgres
 
-        url, stop = postgres.start()
+        url, stop = postgres.start(durable=True)  # fsync on, as a real server
     tmp = Path(tempfile.mkdtemp(prefix="nas-scaling-"))
     try:
         rows = [run(url, int(w), args.trials, args.epochs, int(p), tmp)
