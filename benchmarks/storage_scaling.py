@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10, help="results (epochs) per trial")
     ap.add_argument("--prefill", default="0", help="finished trials in the study first, comma-separated")
     args = ap.parse_args()
+    import shutil
     import tempfile
 
     stop = None
@@ -144,6 +145,7 @@ def main() -> None:
         rows = [run(url, int(w), args.trials, args.epochs, int(p), tmp)
                 for p in args.prefill.split(",") for w in args.writers.split(",")]
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
         if stop:
             stop()
     from nas.storage import HEARTBEAT_S
