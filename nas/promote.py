@@ -17,6 +17,7 @@ from pathlib import Path
 
 import blocks
 
+from .cluster import checkpoint_dir
 from .export import best_points, load_existing_study
 from .study import (PromotionStage, StudyConfig, StudyError, add_common_flags,
                     load_study_from_args, run_command)
@@ -28,11 +29,12 @@ def _merge(model, over: dict):
 
 def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Path, cfg: StudyConfig) -> dict:
     """Data-parallel training on ``stage.workers`` Ray Train workers (gloo on CPU, NCCL on
-    GPU). The checkpoint folder must be shared by the workers (one host, or a shared file
-    system on a cluster)."""
+    GPU). The checkpoint folder (below the study's ``results_storage``) must be shared by
+    the workers: one host, or a shared folder on a cluster."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from .cluster import ray_storage_path
     from .run import _init_ray
 
     _init_ray(cfg)
@@ -55,7 +57,7 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
         train_loop_config={"arch": arch.model_dump(mode="json"), "data": data_cfg.model_dump(),
                            "train": train_cfg.model_dump(), "ckpt": str(ckpt)},
         scaling_config=ScalingConfig(num_workers=stage.workers, use_gpu=stage.use_gpu),
-        run_config=RunConfig(storage_path=str(cfg.run_dir / "ray"),
+        run_config=RunConfig(storage_path=ray_storage_path(cfg),
                              name=f"promote-{time.strftime('%Y%m%d-%H%M%S')}"),
     )
     trainer.fit()
@@ -91,7 +93,7 @@ def promote(cfg: StudyConfig, stage_name: str, top: int | None = None):
                 continue
             train_cfg = _merge(cfg.train, {**stage.train, "epochs": stage.epochs,
                                            "seed": cfg.train.seed + r})
-            ckpt = cfg.run_dir / "promote" / stage_name / f"trial{b['trial']}-r{r}"
+            ckpt = checkpoint_dir(cfg) / stage_name / f"trial{b['trial']}-r{r}"
             print(f"promoting trial {b['trial']} (rank {b['rank']}) repeat {r}: "
                   f"{stage.epochs} epochs", flush=True)
             if stage.workers > 1:

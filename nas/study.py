@@ -2,7 +2,7 @@
 
 A study names the space, the data, the fidelity, the objectives, the Optuna sampler, the
 Ray Tune scheduler, the trial budget and resources, the storage, the Ray address, the
-repeats, and the promotion stages. Errors name the file, the field and what is allowed.
+repeats, where results live and the promotion stages. Errors name the file, the field and what is allowed.
 Command-line flags override fields (:func:`apply_overrides`).
 """
 from __future__ import annotations
@@ -168,6 +168,11 @@ class StudyConfig(_Strict):
     resources: Resources = Resources()
     storage: str | None = None  # SQLAlchemy URL or journal:///path; default sqlite in runs/
     ray_address: str | None = None  # None: a local Ray for this run; 'auto' or host:port
+    # where Ray Tune keeps trial checkpoints and experiment state, and promotion its
+    # checkpoints, under <results_storage>/<name>/: a folder every node reaches (NFS ...)
+    # or a pyarrow URI (s3://bucket/path, gs://, hdfs://, abfs://); default: the run folder
+    results_storage: str | None = None
+    worker_retries: int = Field(1, ge=0, le=10)  # Ray restarts a trial whose worker/node died
     repeats: int = Field(1, ge=1)  # seeds per point (ablations)
     max_attempts: int = Field(2, ge=1)  # a failed trial is retried by later runs up to this
     # store every trial's per-image correctness on the validation split each epoch (paired
@@ -207,6 +212,24 @@ class StudyConfig(_Strict):
                                  f"fidelity.max_epochs {self.fidelity.max_epochs}")
             self.record_predictions = True  # the paired test reads them
         return self
+
+    @model_validator(mode="after")
+    def _results_storage(self) -> "StudyConfig":
+        from .cluster import URI_SCHEMES
+
+        scheme, sep, rest = (self.results_storage or "").partition("://")
+        if sep and (scheme not in URI_SCHEMES or not rest.strip("/")):
+            raise ValueError(f"results_storage: {self.results_storage}: allowed: a folder, or a URI "
+                             f"such as s3://BUCKET/PATH with a scheme of {', '.join(URI_SCHEMES)}")
+        return self
+
+    @property
+    def results_uri(self) -> str:
+        """This study's results: ``<results_storage>/<name>`` (a folder or a URI), default
+        the run folder. Ray Tune's experiments are in ``ray/`` below it."""
+        if self.results_storage is None:
+            return str(self.run_dir)
+        return f"{self.results_storage.rstrip('/')}/{self.name}"
 
     @property
     def race_rungs(self) -> list[int]:
@@ -332,8 +355,8 @@ def _absolute(path: Any, base: Path) -> Any:
 def resolve_paths(data: dict, base: Path) -> dict:
     """``data`` (a study mapping, or part of one) with its path fields made absolute."""
     out = dict(data)
-    for key in ("runs_dir",):
-        if key in out:
+    for key in ("runs_dir", "results_storage"):
+        if key in out and "://" not in str(out[key]):  # a URI is left as it is
             out[key] = _absolute(out[key], base)
     if isinstance(out.get("storage"), str):
         out["storage"] = _absolute_url(out["storage"], base)

@@ -58,6 +58,20 @@ class _PausableReport:
             tune.report(metrics)
 
 
+def where() -> dict:
+    """The Ray node and process running this trial (empty outside Ray): every result
+    carries them, and the searcher stores them in the trial's ``nodes``."""
+    import os
+    import socket
+
+    import ray
+
+    if not ray.is_initialized():
+        return {}
+    return {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+            "node_host": socket.gethostname(), "worker_pid": os.getpid()}
+
+
 def _tune_report(study: StudyConfig):
     if study.scheduler == "race":
         return _PausableReport(study.race_rungs[:-1])
@@ -82,7 +96,7 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
     start = time.time()
     gpu = study.resources.gpu > 0 and torch.cuda.is_available()
     torch.set_num_threads(max(1, int(study.resources.cpu)))
-    last: dict = {}
+    last: dict = where()
     try:
         arch = _space(study).to_config(config["params"])
         from .metrics import EVAL_IMAGES, TRIAL_METRICS, eval_batch, measure
@@ -133,7 +147,7 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
         if isinstance(err, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
         failed = {o.metric: worst(o.direction) for o in study.objectives}
-        failed.update(epoch=last.get("epoch", 0), error=f"{type(err).__name__}: {err}"[:2000],
+        failed.update(where(), epoch=last.get("epoch", 0), error=f"{type(err).__name__}: {err}"[:2000],
                       wall_seconds=time.time() - start)
         report(failed)
         return failed
