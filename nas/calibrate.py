@@ -32,6 +32,7 @@ def _train_at(path: str, base: list[Override], extra: list[Override], suffix: st
     from optuna.trial import TrialState
 
     from .run import open_study, run
+    from .searcher import trial_point
 
     probe = load_study(path, base, smoke=smoke)
     name = f"{probe.name}-cal-{suffix}"
@@ -41,7 +42,7 @@ def _train_at(path: str, base: list[Override], extra: list[Override], suffix: st
                             Override("sampler", {"name": "random", "seed": 0}, "calibration"),
                             Override("repeats", 1, "calibration")], smoke=smoke)
     study, _ = open_study(cfg, cfg.load_space())
-    queued = {json.dumps(t.params or t.system_attrs.get("fixed_params", {}), sort_keys=True, default=str)
+    queued = {json.dumps(trial_point(t), sort_keys=True, default=str)
               for t in study.get_trials(deepcopy=False)}
     for p in points:
         if json.dumps(p, sort_keys=True, default=str) not in queued:

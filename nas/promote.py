@@ -19,6 +19,7 @@ from pathlib import Path
 
 import blocks
 
+from .cluster import checkpoint_dir
 from .lineage import candidates, chain, linked_name
 from .study import (PromotionStage, StudyConfig, StudyError, add_common_flags,
                     load_study_from_args, run_command)
@@ -31,11 +32,12 @@ def _merge(model, over: dict):
 def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Path, cfg: StudyConfig,
                       init: dict | None = None) -> dict:
     """Data-parallel training on ``stage.workers`` Ray Train workers (gloo on CPU, NCCL on
-    GPU). The checkpoint folder must be shared by the workers (one host, or a shared file
-    system on a cluster)."""
+    GPU). The checkpoint folder (below the study's ``results_storage``) must be shared by
+    the workers: one host, or a shared folder on a cluster."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from .cluster import ray_storage_path
     from .run import _init_ray
 
     _init_ray(cfg)
@@ -59,7 +61,7 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
                            "train": train_cfg.model_dump(), "ckpt": str(ckpt),
                            "init": init},
         scaling_config=ScalingConfig(num_workers=stage.workers, use_gpu=stage.use_gpu),
-        run_config=RunConfig(storage_path=str(cfg.run_dir / "ray"),
+        run_config=RunConfig(storage_path=ray_storage_path(cfg),
                              name=f"promote-{time.strftime('%Y%m%d-%H%M%S')}"),
     )
     trainer.fit()
@@ -103,7 +105,7 @@ def promote_stage(cfg: StudyConfig, stage_name: str, top: int | None = None):
                 continue
             train_cfg = _merge(cfg.train, {**stage.train, "epochs": stage.epochs,
                                            "seed": cfg.train.seed + r})
-            ckpt = cfg.run_dir / "promote" / stage_name / f"trial{c['parent_trial']}-r{r}"
+            ckpt = checkpoint_dir(cfg) / stage_name / f"trial{c['parent_trial']}-r{r}"
             print(f"{what} repeat {r}: {stage.epochs} epochs"
                   + (f", from {c['parent_checkpoint']}" if init else ""), flush=True)
             if stage.workers > 1:

@@ -14,6 +14,8 @@ Writes PNG and PDF per figure, and ``summary.md``:
 * ``token_mixing``: the H x H and W x W token-mixing FC weights per stage of the
   ``--checkpoint`` model (the paper's Fig. 5); trials keep no weights, so it needs one;
 * ``learning_curves``: the first objective per epoch of every trial, pruned ones visible;
+* ``zero_cost``: training-free score against trained accuracy of the points that were
+  both scored (``nas.zero_cost``, the prefilter) and trained, with Kendall's tau;
 * ``lineage`` (a study with promotion stages): validation accuracy of each promoted
   architecture at the search and along its chain of stages, also as a table.
 
@@ -35,7 +37,7 @@ from .results import config_label
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 FIGURES = ("ablation", "intervals", "accuracy_energy", "accuracy_params", "firing_rates",
-           "token_mixing", "learning_curves")
+           "token_mixing", "learning_curves", "zero_cost")
 METRIC_LABELS = {"val_acc": "validation accuracy (%)", "energy_uj": "energy per image (µJ)",
                  "sops": "synaptic operations per image", "firing_rate": "mean firing rate",
                  "sparsity": "sparsity (spikes / neuron / step)", "params": "parameters",
@@ -97,11 +99,9 @@ def configurations(df: pd.DataFrame) -> pd.DataFrame:
 
 def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Points not dominated when minimising ``x`` and maximising ``y``."""
-    keep = np.ones(len(x), dtype=bool)
-    for i in range(len(x)):
-        better = (x <= x[i]) & (y >= y[i]) & ((x < x[i]) | (y > y[i]))
-        keep[i] = not better.any()
-    return keep
+    from .pareto import front_ranks
+
+    return front_ranks(np.column_stack([-np.asarray(x, float), np.asarray(y, float)])) == 0
 
 
 def best_trial(df: pd.DataFrame, cfg: StudyConfig) -> pd.Series | None:
@@ -521,10 +521,16 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
     figures["learning_curves"] = fig_learning_curves(df, cfg, out)
     figures["intervals"] = fig_intervals(study, cfg, out)
     from .calibrate import calibration_markdown
+    from .prefilter import funnel_line
     from .racing import race_markdown
+    from .zero_cost_agreement import agreement_markdown, fig_zero_cost
 
+    figures["zero_cost"] = fig_zero_cost(study, cfg, out)
+    funnel = funnel_line(study)
     (out / "summary.md").write_text(summary_markdown(df, cfg, figures, best, source, rates) + "\n"
-                                    + race_markdown(study, cfg) + "\n" + calibration_markdown(study))
+                                    + race_markdown(study, cfg) + "\n" + calibration_markdown(study)
+                                    + ("\n## Prefilter\n\n" + funnel + "\n" if funnel else "")
+                                    + "\n" + agreement_markdown(study))
     if cfg.promotion:  # the chain of promotion stages, when the study has one
         from .lineage import fig_lineage, lineage_frame, lineage_markdown
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from blocks.config import one_line
 
+from .cluster import check_results_storage, ray_storage_path, remove_ray_results, warn_if_not_shared
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 
@@ -32,7 +33,7 @@ def open_study(cfg: StudyConfig, space, fresh: bool = False):
             optuna.delete_study(study_name=cfg.name, storage=storage)
         except KeyError:
             pass
-        shutil.rmtree(cfg.run_dir / "ray", ignore_errors=True)  # name is never '.', '..' or a path
+        remove_ray_results(cfg)  # name is never '.', '..' or a path
     study = optuna.create_study(study_name=cfg.name, storage=storage, load_if_exists=True,
                                 directions=cfg.directions)
     stored = [d.name.lower() for d in study.directions]
@@ -154,7 +155,7 @@ def check_resources(cfg: StudyConfig) -> None:
         "(and --concurrency N), or --smoke-test for the study's tiny version")
 
 
-def _progress_callback(cfg: StudyConfig, budget: int, done_before: int):
+def _progress_callback(cfg: StudyConfig, budget: int, done_before: int, on_restart):
     from ray.tune import Callback
 
     full = cfg.fidelity.max_epochs
@@ -182,6 +183,11 @@ def _progress_callback(cfg: StudyConfig, budget: int, done_before: int):
             else:
                 what = f"{metric} {r.get(metric, float('nan')):.4f} (full budget, {full} epoch(s))"
             self._line(trial, what)
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            on_restart(trial.trial_id)
+            print(f"trial {trial.config.get('optuna_trial')}: its worker or node died; Ray "
+                  f"restarts it (worker_retries {cfg.worker_retries})", flush=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             epoch = int((trial.last_result or {}).get("epoch", 0))
@@ -248,6 +254,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     """Run (or continue) the study; returns the Optuna study."""
     from ray import tune
 
+    from . import prefilter
     from .results import print_ranking
     from .schedulers import make_scheduler, print_summary
     from .searcher import StudySearcher, enqueue_grid, recover_interrupted, retry_failed
@@ -258,6 +265,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = cfg.load_space()
+    check_results_storage(cfg)
     if not cfg.ray_address:
         check_data_and_space(cfg, space)
     study, storage = open_study(cfg, space, fresh)
@@ -283,8 +291,10 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
               "errors are in the table below and in the dashboard); fix the cause and start over "
               "with --fresh, or allow more with --set max_attempts=N", flush=True)
     if remaining > 0:
+        prefilter.apply(cfg, study, space, log=lambda m: print(m, flush=True))
         _init_ray(cfg)
         check_resources(cfg)
+        warn_if_not_shared(cfg)
         searcher = StudySearcher(cfg, space, storage, budget=budget)
         race = cfg.scheduler == "race"  # every trial of the race is live at once, most paused
         trainable = tune.with_resources(
@@ -298,9 +308,10 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
                                         max_concurrent_trials=None if race else cfg.concurrency,
                                         reuse_actors=cfg.reuse_actors),
             run_config=tune.RunConfig(name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                      storage_path=str(cfg.run_dir / "ray"), verbose=0,
+                                      storage_path=ray_storage_path(cfg), verbose=0,
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                      callbacks=[_progress_callback(cfg, budget, done)]),
+                                      failure_config=tune.FailureConfig(max_failures=cfg.worker_retries),
+                                      callbacks=[_progress_callback(cfg, budget, done, searcher.restarted)]),
         )
         try:
             tuner.fit()
@@ -309,6 +320,8 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
             if not cfg.ray_address:
                 _stop_local_ray()
     print_ranking(study, cfg)
+    if prefilter.funnel_line(study):
+        print(prefilter.funnel_line(study), flush=True)
     print_summary(study, cfg)
     print_next_steps(cfg, smoke)
     return study

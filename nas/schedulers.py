@@ -1,4 +1,5 @@
-"""Ray Tune schedulers for a study: ASHA, HyperBand, FIFO, and the race.
+"""Ray Tune schedulers for a study: ASHA (one objective: Ray's; several: ours,
+:class:`MultiObjectiveASHA`), HyperBand, FIFO, and the race.
 
 ``scheduler: race`` (:class:`RaceScheduler`) is for ablations whose points are fixed in
 advance (a grid, ``repeats`` >= 2, seeds paired across points). Every trial pauses at each
@@ -12,12 +13,14 @@ are PRUNED in the storage) and races the others again from their first rung.
 from __future__ import annotations
 
 import json
+import math
 from typing import Callable
 
 import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
 
+from .pareto import front_ranks, pareto_order
 from .racing_stats import race_round
 from .results import unpack_correct
 from .study import StudyConfig
@@ -28,6 +31,9 @@ def make_scheduler(cfg: StudyConfig, size: int = 0, on_drop: Callable[[int, dict
     trial number, attrs)`` serve the race."""
     metric, mode = cfg.objectives[0].metric, "max" if cfg.directions[0] == "maximize" else "min"
     f = cfg.fidelity
+    if cfg.scheduler == "asha" and cfg.multi_objective:
+        return MultiObjectiveASHA([o.metric for o in cfg.objectives], cfg.directions,
+                                  f.max_epochs, f.rung_epochs, f.reduction_factor, on_drop)
     if cfg.scheduler == "asha":
         return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=f.max_epochs,
                              grace_period=f.rung_epochs, reduction_factor=f.reduction_factor)
@@ -49,6 +55,65 @@ def print_summary(study, cfg: StudyConfig) -> None:
 
 def point_key(params: dict) -> str:
     return json.dumps(params, sort_keys=True, default=str)
+
+
+class MultiObjectiveASHA(FIFOScheduler):
+    """Asynchronous successive halving on several objectives (after MO-ASHA, Schmucker et
+    al. 2021): at each rung (``grace * rf^k`` epochs below ``max_t``) a trial is compared
+    with every trial that has reached that rung so far, ranked by non-dominated sorting
+    and then crowding distance (:func:`nas.pareto.pareto_order`). It goes on if it is on
+    the rung's Pareto front, or among the best ``ceil(n / rf)`` of the ``n`` there; it is
+    stopped otherwise (``on_drop(optuna trial number, attrs)`` records why). The first
+    trial at a rung always goes on, as in ASHA. Every objective must be in every result:
+    the trainable measures cost metrics (energy, SOPs ...) each epoch for this."""
+
+    def __init__(self, metrics: list[str], directions: list[str], max_t: int, grace: int,
+                 rf: int, on_drop: Callable[[int, dict], None] | None = None) -> None:
+        super().__init__()
+        self.metrics = list(metrics)
+        self.signs = np.array([1.0 if d == "maximize" else -1.0 for d in directions])
+        self.rf = rf
+        self.rungs: list[int] = []
+        t = grace
+        while t < max_t:
+            self.rungs.append(t)
+            t *= rf
+        self.recorded: dict[int, dict[str, np.ndarray]] = {r: {} for r in self.rungs}
+        self.on_drop = on_drop or (lambda number, attrs: None)
+
+    def _vector(self, result: dict) -> np.ndarray:
+        return np.array([float(result.get(m, np.nan)) for m in self.metrics]) * self.signs
+
+    def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
+        epoch = int(result.get("epoch", 0))
+        for rung in self.rungs:
+            seen = self.recorded[rung]
+            if epoch < rung or trial.trial_id in seen:
+                continue
+            seen[trial.trial_id] = self._vector(result)
+            if not self.goes_on(rung, trial.trial_id):
+                ids = list(seen)
+                order = list(pareto_order(np.stack(list(seen.values()))))
+                self.on_drop(trial.config.get("optuna_trial"), {
+                    "pruned_at_rung": rung, "rung_rank": order.index(ids.index(trial.trial_id)) + 1,
+                    "rung_trials": len(ids), "rung_keeps": math.ceil(len(ids) / self.rf)})
+                return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+    def goes_on(self, rung: int, trial_id: str) -> bool:
+        """The rule for a trial already recorded at ``rung`` (see the class)."""
+        seen = self.recorded[rung]
+        ids = list(seen)
+        values = np.stack(list(seen.values()))
+        me = ids.index(trial_id)
+        if front_ranks(values)[me] == 0:
+            return True
+        position = list(pareto_order(values)).index(me)
+        return position < math.ceil(len(ids) / self.rf)
+
+    def debug_string(self) -> str:
+        counts = ", ".join(f"{r}: {len(self.recorded[r])}" for r in self.rungs)
+        return f"MultiObjectiveASHA on {self.metrics}; trials per rung {{{counts}}}"
 
 
 class RaceScheduler(FIFOScheduler):

@@ -3,8 +3,9 @@
 On top of Ray Tune's Optuna searcher (which samples through a real Optuna storage, so
 every trial lands in the study that optuna-dashboard reads), :class:`StudySearcher`:
 
-* stops asking once the study holds its budget of trials, counted in the storage, so
-  that a re-run, or a second driver on the same study, never exceeds ``trials``;
+* stops asking once the study holds its budget of trials, counted in the storage under a
+  lock on the study with the ask (:func:`nas.storage.budget_lock`), so that a re-run, or
+  any number of drivers on the same study, never exceeds ``trials``;
 * marks every trial with its driver and a heartbeat, so that a later run can tell trials
   of a killed driver (re-enqueued, see :func:`recover_interrupted`) from live ones;
 * tells Optuna the truth about fidelity: a trial the scheduler stopped before
@@ -27,7 +28,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from .metrics import TRIAL_METRICS
 from .results import CORRECT_KEY
-from .storage import STALE_AFTER_S, Heartbeat, budget_used, drivers, is_stale, retried
+from .storage import STALE_AFTER_S, Heartbeat, budget_lock, budget_used, drivers, is_stale, retried
 from .study import StudyConfig
 
 
@@ -61,6 +62,7 @@ class StudySearcher(OptunaSearch):
         self._cfg, self._arch_space, self._budget = study, space, budget
         self._stale_after = stale_after
         self._curves: dict[str, list[float]] = {}
+        self._nodes: dict[str, list[dict]] = {}  # per trial: the workers it ran on
         study_id = optuna.create_study(study_name=study.name, storage=storage, load_if_exists=True,
                                        directions=study.directions)._study_id
         self.heartbeat = Heartbeat(storage, study_id)  # registers this driver
@@ -84,8 +86,16 @@ class StudySearcher(OptunaSearch):
         return budget_used(trials, self._stale_after, registered) >= self._budget
 
     def suggest(self, trial_id: str):
-        if trial_id not in self._ot_trials and self._budget_reached():
-            return Searcher.FINISHED
+        """A new trial, counted and asked under the study's :func:`budget_lock`, so that
+        drivers together never run more than the budget."""
+        if trial_id in self._ot_trials:
+            return self._ask(trial_id)
+        with budget_lock(self._ot_study._storage, self._ot_study._study_id):
+            if self._budget_reached():
+                return Searcher.FINISHED
+            return self._ask(trial_id)
+
+    def _ask(self, trial_id: str) -> dict:
         for attempt in range(MAX_REASKS + 1):
             params = super().suggest(trial_id)
             ot = self._ot_trials[trial_id]
@@ -111,14 +121,14 @@ class StudySearcher(OptunaSearch):
         """The number of another trial of the study at the same point (repeat 0) that is
         queued, running or finished; None if there is none, or if the study already holds
         every point of a finite space (then a point is trained again)."""
-        point, seen, twin = _key(ot.params, 0), set(), None
+        point, seen, twin = trial_key(ot.params), set(), None
         for t in self._ot_study.get_trials(deepcopy=False):
             a = t.user_attrs
             if t.number == ot.number or a.get("interrupted") or "duplicate_of" in a:
                 continue
             if a.get("repeat", 0) != 0:
                 continue
-            key = _key(t.params or t.system_attrs.get("fixed_params", {}), 0)
+            key = trial_key(trial_point(t))
             seen.add(key)
             if key == point and twin is None:
                 twin = t.number
@@ -132,10 +142,33 @@ class StudySearcher(OptunaSearch):
         for k, v in attrs.items():
             storage.set_trial_user_attr(tid, k, v)
 
+    def _note_worker(self, trial_id: str, ot, result: dict) -> None:
+        """``nodes``: where the trial ran (node id, ip, host, pid), one entry per worker;
+        several when Ray restarted it after its worker or node died."""
+        if "node_id" not in result:
+            return
+        here = {"id": result["node_id"], "ip": result.get("node_ip"), "host": result.get("node_host"),
+                "pid": result.get("worker_pid")}
+        nodes = self._nodes.setdefault(trial_id, [])
+        if not nodes or nodes[-1] != here:
+            nodes.append(here)
+            ot.set_user_attr("nodes", nodes)
+
+    def restarted(self, trial_id: str) -> None:
+        """Ray restarts the trial (its worker or node died, ``worker_retries``): one Optuna
+        trial still, its curve starts over, counted in ``restarts``."""
+        ot = self._ot_trials.get(trial_id)
+        if ot is None or trial_id in self._completed_trials:
+            return
+        self._curves[trial_id] = []
+        restarts = int(self._ot_study._storage.get_trial_user_attrs(ot._trial_id).get("restarts", 0)) + 1
+        ot.set_user_attr("restarts", restarts)
+
     def _record(self, trial_id: str, result: dict) -> None:
         """Add an epoch's value to the trial's curve (Ray may deliver the last result to
         on_trial_result, on_trial_complete, or both)."""
         ot = self._ot_trials[trial_id]
+        self._note_worker(trial_id, ot, result)
         epoch, curve = int(result["epoch"]), self._curves.setdefault(trial_id, [])
         if "error" in result or epoch <= len(curve):
             return
@@ -161,6 +194,7 @@ class StudySearcher(OptunaSearch):
         if "epoch" in result:
             self._record(trial_id, result)
         curve = self._curves.pop(trial_id, [])
+        self._nodes.pop(trial_id, None)
         attrs = {"curve": curve, "epochs": max(int(result.get("epoch", 0)), len(curve))}
         if "arch_json" in result:
             attrs["arch"] = json.loads(result["arch_json"])
@@ -223,8 +257,14 @@ def retry_failed(study: optuna.Study, max_attempts: int) -> tuple[int, int]:
     return queued, given_up
 
 
-def _key(params: dict, repeat: int) -> str:
+def trial_key(params: dict, repeat: int = 0) -> str:
+    """One string per (point, repeat): trials with the same key train the same thing."""
     return json.dumps([sorted(params.items()), repeat], default=str)
+
+
+def trial_point(t) -> dict:
+    """A trial's point: its parameters, or, while it waits in the queue, the fixed ones."""
+    return t.params or t.system_attrs.get("fixed_params", {})
 
 
 def enqueue_grid(study: optuna.Study, points: list[dict], repeats: int) -> int:
@@ -233,12 +273,11 @@ def enqueue_grid(study: optuna.Study, points: list[dict], repeats: int) -> int:
     for t in study.get_trials(deepcopy=False):
         if t.user_attrs.get("interrupted"):
             continue
-        params = t.params or t.system_attrs.get("fixed_params", {})
-        have.add(_key(params, t.user_attrs.get("repeat", 0)))
+        have.add(trial_key(trial_point(t), t.user_attrs.get("repeat", 0)))
     n = 0
     for r in range(repeats):
         for p in points:
-            if _key(p, r) not in have:
+            if trial_key(p, r) not in have:
                 study.enqueue_trial(p, user_attrs={"repeat": r})
                 n += 1
     return n

@@ -10,7 +10,9 @@ import os
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import optuna
 
@@ -168,6 +170,55 @@ def budget_used(trials: list[FrozenTrial], stale_after: float = STALE_AFTER_S,
     again = retried(trials)
     return sum(t.number not in again and counts_toward_budget(t, stale_after, registered)
                for t in trials)
+
+
+# ---- one claim at a time ----------------------------------------------------------
+# Counting the budget and asking for a trial are two steps; with several drivers a count
+# taken by one can be stale by the time it asks, so both happen under a lock on the study
+# that every driver of that storage honours: a transaction-scoped advisory lock on
+# PostgreSQL (released by the server if the driver dies), an flock on a file beside an
+# SQLite or journal file (one host), a lock of this process otherwise.
+
+_LOCAL_LOCKS: dict[tuple[object, int], threading.Lock] = {}
+
+
+def _lock_file(storage: optuna.storages.BaseStorage) -> Path | None:
+    if isinstance(storage, optuna.storages.RDBStorage) and storage.engine.dialect.name == "sqlite":
+        db = storage.engine.url.database
+        return Path(db + ".budget-lock") if db and db != ":memory:" else None
+    backend = getattr(storage, "_backend", None)  # JournalStorage(JournalFileBackend)
+    path = getattr(backend, "_file_path", None)
+    return Path(path + ".budget-lock") if isinstance(path, str) else None
+
+
+@contextmanager
+def budget_lock(storage: optuna.storages.BaseStorage, study_id: int) -> Iterator[None]:
+    """Held by one driver of the study at a time, across processes and hosts (see above)."""
+    from optuna.storages._cached_storage import _CachedStorage  # what a Study wraps RDB in
+
+    if isinstance(storage, _CachedStorage):
+        storage = storage._backend
+    if isinstance(storage, optuna.storages.RDBStorage) and storage.engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with storage.engine.begin() as conn:  # unlocked when this transaction ends
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": (0x6E6173 << 32) + study_id})
+            yield
+        return
+    path = _lock_file(storage)
+    if path is None:
+        lock = _LOCAL_LOCKS.setdefault((getattr(storage, "url", id(storage)), study_id), threading.Lock())
+        with lock:
+            yield
+        return
+    import fcntl
+
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class Heartbeat:

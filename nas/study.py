@@ -2,7 +2,7 @@
 
 A study names the space, the data, the fidelity, the objectives, the Optuna sampler, the
 Ray Tune scheduler, the trial budget and resources, the storage, the Ray address, the
-repeats, and the promotion stages. Errors name the file, the field and what is allowed.
+repeats, where results live and the promotion stages. Errors name the file, the field and what is allowed.
 Command-line flags override fields (:func:`apply_overrides`).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal, NamedTuple
 
 import yaml
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from blocks.config import format_errors, one_line, read_mapping
 
@@ -138,6 +138,35 @@ class PromotionStage(_Strict):
         return self
 
 
+class Prefilter(_Strict):
+    """``prefilter:`` score ``candidates`` points of the space without training
+    (:mod:`nas.zero_cost`) and start the search from the ``keep`` best, queued into the
+    Optuna study before its sampler takes over."""
+
+    score: str  # a registered scorer (nas.zero_cost)
+    candidates: int = Field(ge=1, le=1_000_000)
+    keep: int = Field(ge=1)
+    batch: int = Field(16, ge=2)  # validation images per forward
+    seed: int = 0
+    T: int | None = Field(None, ge=1)  # None: each point's own T
+
+    @field_validator("score")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from .zero_cost import available_scorers
+
+        if v not in available_scorers():
+            raise ValueError(f"unknown scorer {v!r}; allowed: {', '.join(available_scorers())}")
+        return v
+
+    @model_validator(mode="after")
+    def _keep_fits(self) -> "Prefilter":
+        if self.keep > self.candidates:
+            raise ValueError(f"keep {self.keep} is more than its {self.candidates} candidates; "
+                             f"allowed: 1 to {self.candidates}")
+        return self
+
+
 class Export(_Strict):
     top: int = Field(5, ge=1)
     out: str | None = None  # default: runs/<study>/export
@@ -161,6 +190,11 @@ class StudyConfig(_Strict):
     resources: Resources = Resources()
     storage: str | None = None  # SQLAlchemy URL or journal:///path; default sqlite in runs/
     ray_address: str | None = None  # None: a local Ray for this run; 'auto' or host:port
+    # where Ray Tune keeps trial checkpoints and experiment state, and promotion its
+    # checkpoints, under <results_storage>/<name>/: a folder every node reaches (NFS ...)
+    # or a pyarrow URI (s3://bucket/path, gs://, hdfs://, abfs://); default: the run folder
+    results_storage: str | None = None
+    worker_retries: int = Field(1, ge=0, le=10)  # Ray restarts a trial whose worker/node died
     repeats: int = Field(1, ge=1)  # seeds per point (ablations)
     max_attempts: int = Field(2, ge=1)  # a failed trial is retried by later runs up to this
     # store every trial's per-image correctness on the validation split each epoch (paired
@@ -168,6 +202,7 @@ class StudyConfig(_Strict):
     record_predictions: bool = False
     runs_dir: str = "runs"  # relative: to the study file (absolute once loaded)
     export: Export = Export()
+    prefilter: Prefilter | None = None  # start from the best training-free scores
     promotion: dict[str, PromotionStage] = {}
     smoke: dict[str, Any] = {}  # overrides applied by --smoke-test
     source: str | None = Field(None, exclude=True)
@@ -179,6 +214,12 @@ class StudyConfig(_Strict):
         if len(self.objectives) > 1 and self.sampler.name == "cmaes":
             raise ValueError("sampler.name: cmaes takes one objective; allowed with several: "
                              "tpe, nsga2, gp, random, grid")
+        if self.prefilter is not None and self.sampler.name == "grid":
+            raise ValueError("prefilter: a grid trains every point; allowed with the samplers "
+                             "tpe, random, nsga2, gp, cmaes")
+        if len(self.objectives) > 1 and self.scheduler == "hyperband":
+            raise ValueError("scheduler: hyperband prunes on one objective; allowed with several "
+                             "objectives: asha (multi-objective successive halving), none")
         if self.fidelity.rung_epochs > self.fidelity.max_epochs:
             raise ValueError(f"fidelity.rung_epochs: {self.fidelity.rung_epochs} exceeds "
                              f"fidelity.max_epochs {self.fidelity.max_epochs}")
@@ -194,6 +235,24 @@ class StudyConfig(_Strict):
             self.record_predictions = True  # the paired test reads them
         check_stages({k: st.parent for k, st in self.promotion.items()})
         return self
+
+    @model_validator(mode="after")
+    def _results_storage(self) -> "StudyConfig":
+        from .cluster import URI_SCHEMES
+
+        scheme, sep, rest = (self.results_storage or "").partition("://")
+        if sep and (scheme not in URI_SCHEMES or not rest.strip("/")):
+            raise ValueError(f"results_storage: {self.results_storage}: allowed: a folder, or a URI "
+                             f"such as s3://BUCKET/PATH with a scheme of {', '.join(URI_SCHEMES)}")
+        return self
+
+    @property
+    def results_uri(self) -> str:
+        """This study's results: ``<results_storage>/<name>`` (a folder or a URI), default
+        the run folder. Ray Tune's experiments are in ``ray/`` below it."""
+        if self.results_storage is None:
+            return str(self.run_dir)
+        return f"{self.results_storage.rstrip('/')}/{self.name}"
 
     @property
     def race_rungs(self) -> list[int]:
@@ -330,8 +389,8 @@ def _stage_paths(stage: Any, base: Path) -> Any:
 def resolve_paths(data: dict, base: Path) -> dict:
     """``data`` (a study mapping, or part of one) with its path fields made absolute."""
     out = dict(data)
-    for key in ("runs_dir",):
-        if key in out:
+    for key in ("runs_dir", "results_storage"):
+        if key in out and "://" not in str(out[key]):  # a URI is left as it is
             out[key] = _absolute(out[key], base)
     if isinstance(out.get("storage"), str):
         out["storage"] = _absolute_url(out["storage"], base)

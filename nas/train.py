@@ -165,15 +165,16 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
           on_epoch: Callable[[int, dict], bool | None] | None = None,
           checkpoint_dir: str | Path | None = None, progress: bool = True,
           distributed: bool = False,
-          on_model: Callable[[nn.Module], None] | None = None,
+          on_model: Callable[[nn.Module, Data], None] | None = None,
           on_end: Callable[[nn.Module, Data], None] | None = None,
           per_image: bool = False, init: Any = None) -> dict[str, Any]:
     """Train ``arch`` (a preset name, YAML path, dict or ``blocks.ArchConfig``) on the data
     of ``data_cfg``. ``on_epoch(epoch, metrics)`` runs after every epoch; returning True
     stops training. Returns accuracies, timings, the parameter count and the history.
     ``distributed``: inside an initialised process group (Ray Train), train data parallel
-    on this worker's share of the data; rank 0 writes the checkpoints. ``on_model(model)``
-    sees the model as built for the data (its ``config`` is what is trained).
+    on this worker's share of the data; rank 0 writes the checkpoints. ``on_model(model, data)``
+    sees the model as built for the data (its ``config`` is what is trained) and the loaded
+    :class:`~nas.data.Data`.
     ``on_end(model, data)`` runs after the final evaluation, before returning, with the
     trained model and the loaded :class:`~nas.data.Data` (e.g. to measure
     :mod:`nas.metrics` on a fixed batch without loading the data again). ``per_image``:
@@ -207,7 +208,7 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
         if init.freeze:
             log(f"frozen: {freeze(model, init.freeze):,} parameters under {', '.join(init.freeze)}")
     if on_model is not None:
-        on_model(model)
+        on_model(model, data)
     params = sum(p.numel() for p in model.parameters())
     rank, net = 0, model
     if distributed and torch.distributed.is_available() and torch.distributed.is_initialized():

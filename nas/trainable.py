@@ -58,6 +58,20 @@ class _PausableReport:
             tune.report(metrics)
 
 
+def where() -> dict:
+    """The Ray node and process running this trial (empty outside Ray): every result
+    carries them, and the searcher stores them in the trial's ``nodes``."""
+    import os
+    import socket
+
+    import ray
+
+    if not ray.is_initialized():
+        return {}
+    return {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+            "node_host": socket.gethostname(), "worker_pid": os.getpid()}
+
+
 def _tune_report(study: StudyConfig):
     if study.scheduler == "race":
         return _PausableReport(study.race_rungs[:-1])
@@ -71,7 +85,10 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
     ``report`` (default: Ray Tune's); never raises: failures are reported as ``error``.
     A trial that reaches ``max_epochs`` is measured (:mod:`nas.metrics`: energy, SOPs,
     firing rates ... on the first validation images) before its last epoch is reported,
-    so that the last result carries those metrics (they can be study objectives)."""
+    so that the last result carries those metrics (they can be study objectives). When a
+    study's objectives include such a cost metric, every epoch's result carries the cost
+    metrics too, measured on the same fixed batch, so that a multi-objective scheduler
+    can prune on them."""
     if isinstance(study, str):
         study = StudyConfig.model_validate_json(study)
     if report is None:
@@ -79,15 +96,19 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
     start = time.time()
     gpu = study.resources.gpu > 0 and torch.cuda.is_available()
     torch.set_num_threads(max(1, int(study.resources.cpu)))
-    last: dict = {}
+    last: dict = where()
     try:
         arch = _space(study).to_config(config["params"])
-        from .metrics import TRIAL_METRICS
+        from .metrics import EVAL_IMAGES, TRIAL_METRICS, eval_batch, measure
 
-        # objectives measured at the end of a trial: NaN ("not yet") in the earlier epochs'
-        # results, since Ray Tune wants every objective in every result
-        pending = {o.metric: math.nan for o in study.objectives if o.metric in TRIAL_METRICS}
+        # cost objectives (energy, SOPs ...): measured every epoch on the fixed batch
+        per_epoch_cost = any(o.metric in TRIAL_METRICS for o in study.objectives)
         built: dict = {}
+
+        def on_model(model, data) -> None:
+            built.update(arch=model.config.model_dump_json(), model=model)
+            if per_epoch_cost:
+                built["images"] = eval_batch(data, EVAL_IMAGES)
         train_cfg = study.train.model_copy(update={
             "epochs": study.fidelity.max_epochs,
             "seed": study.train.seed + int(config.get("repeat", 0)),
@@ -103,21 +124,22 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
             if not math.isfinite(last.get("train_loss", 0.0)):
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
             if epoch < train_cfg.epochs:  # the last epoch is reported by on_end, measured
-                report({**pending, **last})
+                if per_epoch_cost:
+                    m = measure(built["model"], built["images"])
+                    last.update({k: v for k, v in m.as_dict().items() if k != "T"})
+                report(dict(last))
 
         def on_end(model, data) -> None:
             if last.get("epoch", 0) < train_cfg.epochs:
                 return
-            from .metrics import EVAL_IMAGES, eval_batch, measure
-
-            m = measure(model, eval_batch(data, EVAL_IMAGES))
+            m = measure(model, built.get("images") if per_epoch_cost else eval_batch(data, EVAL_IMAGES))
             last.update({k: v for k, v in m.as_dict().items() if k != "T"},
                         layer_rates_json=json.dumps(m.layer_rates()),
                         wall_seconds=time.time() - start)
             report(dict(last))
 
         train(arch, study.data, train_cfg, on_epoch=on_epoch, progress=False,
-              on_model=lambda m: built.update(arch=m.config.model_dump_json()), on_end=on_end,
+              on_model=on_model, on_end=on_end,
               per_image=study.record_predictions, checkpoint_dir=getattr(report, "checkpoint_dir", None))
     except Exception as err:  # noqa: BLE001 - every failure is recorded, the study goes on
         from .searcher import worst
@@ -125,7 +147,7 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
         if isinstance(err, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
         failed = {o.metric: worst(o.direction) for o in study.objectives}
-        failed.update(epoch=last.get("epoch", 0), error=f"{type(err).__name__}: {err}"[:2000],
+        failed.update(where(), epoch=last.get("epoch", 0), error=f"{type(err).__name__}: {err}"[:2000],
                       wall_seconds=time.time() - start)
         report(failed)
         return failed

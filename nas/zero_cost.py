@@ -2,6 +2,7 @@
 
     python -m nas.zero_cost STUDY.yaml --candidates 1000 [--scorers snn_hamming,params]
                                        [--batch 16] [--seed 0] [--T 2]
+    python -m nas.zero_cost STUDY.yaml --trained   # score what it trained; Kendall's tau
 
 samples N distinct points of the study's space, builds each network (seeded per point),
 runs ONE forward on a fixed batch of validation images with a hook on every spiking layer,
@@ -293,7 +294,11 @@ def _table(rows: list[dict], names: list[str], top: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nas.zero_cost", description=__doc__.split("\n")[0])
     add_common_flags(ap)
-    ap.add_argument("--candidates", type=int, required=True, help="points to sample and score")
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--candidates", type=int, help="points to sample and score")
+    what.add_argument("--trained", action="store_true",
+                      help="score the points the study has trained, and print how well each "
+                           "score agrees with their accuracy (Kendall's tau)")
     ap.add_argument("--scorers", default=",".join(DEFAULT_SCORERS),
                     help=f"comma-separated (default: {','.join(DEFAULT_SCORERS)}); the first ranks "
                          f"the table; known: {', '.join(available_scorers())}")
@@ -306,12 +311,66 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(lambda: run_zero_cost(args))
 
 
-def run_zero_cost(args) -> list[dict]:
+def trained_points(study) -> list[dict]:
+    """The distinct points of the study's COMPLETE trials (in trial order)."""
+    from optuna.trial import TrialState
+
+    seen: dict[str, dict] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs:
+            seen.setdefault(json.dumps(t.params, sort_keys=True, default=str), t.params)
+    return list(seen.values())
+
+
+def score_study(cfg, study, space, points: list[dict], scorers: Sequence[Scorer], *, batch: int = 16,
+                seed: int = 0, T: int | None = None, log: Callable[[str], None] = print) -> list[dict]:
+    """Score ``points`` of the study's space on ``batch`` of the study's validation images
+    and store them (:func:`store_scores`); the rows ``{point, scores, settings}``. Points
+    already stored with the same settings and every requested score are not scored again
+    (a resumed prefilter costs nothing)."""
     from .data import load_data
+
+    data = load_data(cfg.data, "cpu")
+    images, labels = image_batch(data, batch)
+    arch = {"num_classes": data.num_classes, "in_channels": data.in_channels,
+            "image_size": data.image_size}
+    if T is not None:
+        arch["T"] = T
+    settings = {"seed": seed, "batch": len(images), "T": T}
+    names = [s.name for s in scorers]
+    stored = {json.dumps([r["point"], r["settings"]], sort_keys=True, default=str): r["scores"]
+              for r in study.user_attrs.get(ATTR, [])}
+
+    def cached(p: dict) -> dict | None:
+        got = stored.get(json.dumps([p, settings], sort_keys=True, default=str))
+        return got if got is not None and all(n in got for n in names) else None
+
+    todo = [p for p in points if cached(p) is None]
+    log(f"scoring {len(todo)} points of {space.name!r} ({space.size or 'infinite'} in all) with "
+        f"{', '.join(names)} on {len(images)} images"
+        + (f" ({len(points) - len(todo)} scored before)" if len(todo) < len(points) else ""))
+    start, last = time.perf_counter(), [time.perf_counter()]
+
+    def progress(done: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= 10 or done == len(todo):
+            last[0] = now
+            log(f"  {done}/{len(todo)} scored, {done / (now - start):.2f} points/s")
+
+    fresh = iter(score_points(space, todo, images, scorers, seed, labels=labels, arch=arch,
+                              progress=progress))
+    rows = [{"point": p, "scores": cached(p) or next(fresh), "settings": settings} for p in points]
+    total = store_scores(study, rows)
+    log(f"stored {len(rows)} scored points in {cfg.storage_url} (study {cfg.name!r}, user attr "
+        f"{ATTR!r}: {total} in all)")
+    return rows
+
+
+def run_zero_cost(args) -> list[dict]:
     from .run import open_study
 
     scorers = get_scorers(args.scorers)
-    if args.candidates < 1:
+    if args.candidates is not None and args.candidates < 1:
         raise ZeroCostError(f"--candidates {args.candidates}: at least 1")
     if args.batch < 2:
         raise ZeroCostError(f"--batch {args.batch}: at least 2 images (a kernel over one image "
@@ -321,31 +380,19 @@ def run_zero_cost(args) -> list[dict]:
     cfg = load_study_from_args(args)
     space = cfg.load_space()
     study, _ = open_study(cfg, space)  # created if the study has not run yet
-    data = load_data(cfg.data, "cpu")
-    images, labels = image_batch(data, args.batch)
-    points = space.distinct_points(args.candidates, args.seed)
-    arch = {"num_classes": data.num_classes, "in_channels": data.in_channels,
-            "image_size": data.image_size}
-    if args.T is not None:
-        arch["T"] = args.T
-    print(f"scoring {len(points)} points of {space.name!r} ({space.size or 'infinite'} in all) with "
-          f"{', '.join(s.name for s in scorers)} on {len(images)} images", flush=True)
-    start, last = time.perf_counter(), [time.perf_counter()]
-
-    def progress(done: int) -> None:
-        now = time.perf_counter()
-        if now - last[0] >= 10 or done == len(points):
-            last[0] = now
-            print(f"  {done}/{len(points)} scored, {done / (now - start):.2f} points/s", flush=True)
-
-    scores = score_points(space, points, images, scorers, args.seed, labels=labels, arch=arch,
-                          progress=progress)
-    settings = {"seed": args.seed, "batch": len(images), "T": args.T}
-    rows = [{"point": p, "scores": s, "settings": settings} for p, s in zip(points, scores)]
-    total = store_scores(study, rows)
+    if args.trained:
+        points = trained_points(study)
+        if not points:
+            raise ZeroCostError(f"--trained: the study {cfg.name!r} has no COMPLETE trial yet")
+    else:
+        points = space.distinct_points(args.candidates, args.seed)
+    rows = score_study(cfg, study, space, points, scorers, batch=args.batch,
+                       seed=args.seed, T=args.T, log=lambda m: print(m, flush=True))
     _table(rows, [s.name for s in scorers], args.top)
-    print(f"stored {len(rows)} scored points in {cfg.storage_url} (study {cfg.name!r}, user attr "
-          f"{ATTR!r}: {total} in all)")
+    if args.trained:
+        from .zero_cost_agreement import agreement_markdown
+
+        print(agreement_markdown(study) or "fewer than 3 trained points: no agreement table")
     return rows
 
 

@@ -32,8 +32,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start():
-    """Start a server in a fresh folder under /tmp; returns ``(url, stop)``."""
+def start(durable: bool = False):
+    """Start a server in a fresh folder under /tmp; returns ``(url, stop)``. Not
+    ``durable``: no fsync (tests: a commit costs no disk flush; a benchmark wants durable)."""
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     if not (initdb and pg_ctl):
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: "
@@ -57,7 +58,7 @@ def start():
     subprocess.run(run_as + [initdb, "-D", str(data), "-U", "nas", "--auth=trust", "-E", "UTF8"],
                    check=True, capture_output=True)
     subprocess.run(run_as + [pg_ctl, "-D", str(data), "-l", str(home / "log"), "-w", "-o",
-                             f"-h 127.0.0.1 -p {port} -k {home}", "start"],
+                             f"-h 127.0.0.1 -p {port} -k {home}" + ("" if durable else " -F"), "start"],
                    check=True, capture_output=True)
 
     def stop() -> None:

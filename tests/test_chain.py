@@ -11,6 +11,7 @@ import yaml
 import blocks
 import nas.train
 from nas.checkpoint import read_checkpoint, save_checkpoint
+from nas.cluster import checkpoint_dir
 from nas.data import load_data
 from nas.export import export_stage
 from nas.finetune import InitError, init_weights
@@ -65,7 +66,7 @@ def test_a_killed_stage_resumes_and_the_chain_records_its_lineage(chain, monkeyp
     with pytest.raises(KeyboardInterrupt):
         promote(chain, "ft")  # runs its ancestors first: killed in base, epoch 1 of 2
     monkeypatch.undo()
-    base_dir = chain.run_dir / "promote" / "base" / "trial0-r0"
+    base_dir = checkpoint_dir(chain) / "base" / "trial0-r0"
     assert read_checkpoint(base_dir / "last.pt")["epoch"] == 1
     storage = chain.open_storage()
     assert optuna.load_study(study_name="chain-base", storage=storage).trials == []
@@ -130,7 +131,7 @@ def test_export_of_a_stage_writes_the_model_and_its_history(promoted, tmp_path):
 
 def test_a_t4_network_evaluated_at_t6_keeps_its_accuracy(promoted):
     chain = promoted
-    ckpt = chain.run_dir / "promote" / "base" / "trial0-r0" / "best.pt"
+    ckpt = checkpoint_dir(chain) / "base" / "trial0-r0" / "best.pt"
     data = load_data(chain.data)
     accs = {}
     for T in (4, 6):
@@ -143,7 +144,7 @@ def test_a_t4_network_evaluated_at_t6_keeps_its_accuracy(promoted):
 
 def test_what_does_not_fit_is_named(promoted, tmp_path):
     chain = promoted
-    ckpt = chain.run_dir / "promote" / "base" / "trial0-r0" / "best.pt"
+    ckpt = checkpoint_dir(chain) / "base" / "trial0-r0" / "best.pt"
     arch = read_checkpoint(ckpt)["arch"]
     bigger = blocks.build(blocks.load_config(arch, image_size=16))
     with pytest.raises(InitError, match=r"image size 8 -> 16: \d+ layer\(s\) depend on the token grid "

@@ -65,6 +65,11 @@ def test_metrics_are_stored_and_are_the_objectives(pareto_run):
 
 def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_path, studies):
     tmp, url = pareto_run
+    from nas.zero_cost import main as zero_cost
+
+    # every point of the 4-point space scored without training: 2 of them were trained
+    assert zero_cost([str(studies / "pareto.yaml"), "--storage", url, "--candidates", "4",
+                      "--batch", "8", "--scorers", "snn_hamming,params"]) == 0
     out = tmp_path / "report"
     proc = cli("nas.report", str(studies / "pareto.yaml"), "--storage", url, "--out", str(out),
                "--checkpoint", str(checkpoint), cwd=tmp)

@@ -126,12 +126,15 @@ def test_a_trial_asked_but_not_claimed_is_stale_once_no_driver_lives(tmp_path):
         beat.stop()
 
 
-def test_the_searcher_never_proposes_a_point_the_study_has(tmp_path):
+@pytest.mark.parametrize("sampler", [optuna.samplers.RandomSampler(seed=0),
+                                     optuna.samplers.TPESampler(seed=0, n_startup_trials=1)],
+                         ids=["random", "tpe"])
+def test_the_searcher_never_proposes_a_point_the_study_has(tmp_path, sampler):
     """Samplers repeat points (TPE in small spaces; drivers with one seed): the searcher
     asks again instead, and the re-asked proposals never count toward the budget."""
     cfg = load_study(STUDIES / "asha.yaml")
     storage = make_storage(f"sqlite:///{tmp_path / 'o.db'}")
-    searcher = StudySearcher(cfg, _Space(), storage, optuna.samplers.RandomSampler(seed=0), budget=5)
+    searcher = StudySearcher(cfg, _Space(), storage, sampler, budget=5)
     points = [json.dumps(searcher.suggest(f"t{i}")["params"], sort_keys=True) for i in range(4)]
     assert len(set(points)) == 4  # a 4-point space: every point once
     trials = searcher.study.get_trials()

@@ -60,6 +60,21 @@ def test_scheduler_stopped_trials_are_pruned_not_complete(asha_run):
             assert t.value == t.intermediate_values[t.user_attrs["epochs"]]  # Optuna's convention
 
 
+def test_the_prefilter_queues_the_best_scored_points_first(asha_run):
+    _, url, proc, _ = asha_run
+    study = load(url, "asha")
+    rows = study.user_attrs["zero_cost"]  # every candidate, scored once, stored
+    assert len(rows) == 4 and len({json.dumps(r["point"], sort_keys=True) for r in rows}) == 4
+    scores = sorted((r["scores"]["snn_hamming"] for r in rows), reverse=True)
+    assert len(set(scores)) == 4  # the architectures score differently
+    first = sorted(study.get_trials(), key=lambda t: t.number)[:2]  # queued before any sampling
+    assert [t.user_attrs["prefilter_rank"] for t in first] == [1, 2]
+    assert [t.user_attrs["prefilter_score"] for t in first] == scores[:2]
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in first)
+    assert study.user_attrs["prefilter"]["queued"] == 2
+    assert "prefilter (snn_hamming): 4 points scored -> 2 queued -> 2 trained" in proc.stdout
+
+
 def test_rerun_continues_the_study(asha_run, studies):
     tmp, url, _, _ = asha_run
     again = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, cwd=tmp)
@@ -69,6 +84,8 @@ def test_rerun_continues_the_study(asha_run, studies):
     more = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, "--trials", "7", cwd=tmp)
     assert more.returncode == 0, more.stderr[-2000:]
     assert len(trained(url, "asha")) == 7
+    assert "scoring" not in more.stdout  # the prefilter ran once: not scored or queued again
+    assert sum("prefilter_rank" in t.user_attrs for t in load(url, "asha").get_trials()) == 2
 
 
 def test_export_writes_configs_that_rebuild_exactly(asha_run, studies, tmp_path):

@@ -120,7 +120,9 @@ def test_cli_scores_and_stores(tmp_path, studies, capsys):
     # a second run merges: the 4-point space gives one new point, the 3 others are replaced
     assert main([study_file, "--candidates", "4", "--storage", url, "--batch", "8"]) == 0
     assert len(optuna.load_study(study_name="asha", storage=url).user_attrs[ATTR]) == 4
-    capsys.readouterr()
+    assert "scoring 1 points" in capsys.readouterr().out  # the 3 stored ones are not scored again
+    assert main([study_file, "--trained", "--storage", url]) == 2
+    assert "--trained: the study 'asha' has no COMPLETE trial yet" in capsys.readouterr().err
     assert main([study_file, "--candidates", "3", "--storage", url, "--scorers", "params,bogus"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --scorers: unknown 'bogus'; allowed:")
