@@ -79,6 +79,11 @@ def _init_ray(cfg: StudyConfig) -> None:
             ray.init(address=cfg.ray_address, log_to_driver=False)
         else:
             os.environ.setdefault("RAY_TMPDIR", "/tmp/ray")
+            # Ray's memory monitor kills a worker with an error that Ray Tune (2.60) does not
+            # handle: the whole run stops. Without it, a trial that runs the machine out of
+            # memory is killed by the kernel (Ray makes its workers the first choice) and
+            # recorded as FAIL like any dead worker, and the study goes on.
+            os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
             remove_dead_sessions(Path(os.environ["RAY_TMPDIR"]))
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                      log_to_driver=False)
@@ -315,6 +320,14 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
         )
         try:
             tuner.fit()
+        except RuntimeError as err:
+            if "low on memory" not in str(err):
+                raise
+            raise StudyError(  # a cluster's memory monitor killed a trial: Ray Tune stops
+                f"{cfg.source}: a trial's worker was killed by Ray's memory monitor (its node "
+                "ran low on memory) and Ray Tune stopped the run; nothing finished is lost: run "
+                "the same command again to continue; to avoid it, fewer trials per node "
+                "(--concurrency, --set resources.cpu=N) or a smaller space or batch_size") from None
         finally:
             searcher.heartbeat.stop()
             if not cfg.ray_address:

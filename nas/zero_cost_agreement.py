@@ -122,8 +122,11 @@ def fig_zero_cost(study, cfg, out: Path):
         ax.scatter(x[finite & ~mark], y[finite & ~mark], s=30, color="0.5", label="sampled")
         if mark.any():
             ax.scatter(x[finite & mark], y[finite & mark], s=40, color="C3", label="prefilter")
-        if n == "params" and finite.any() and x[finite].min() > 0:
+        if finite.any() and x[finite].min() > 0 and x[finite].max() / x[finite].min() > 20:
+            from matplotlib.ticker import NullFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(n)
         ax.set_title(f"{n}: Kendall {r['kendall']:+.2f} [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]",
                      fontsize=9)
