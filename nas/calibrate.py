@@ -40,7 +40,8 @@ def _train_at(path: str, base: list[Override], extra: list[Override], suffix: st
                             Override("trials", len(points), "--k"),
                             Override("scheduler", "none", "calibration"),
                             Override("sampler", {"name": "random", "seed": 0}, "calibration"),
-                            Override("repeats", 1, "calibration")], smoke=smoke)
+                            Override("repeats", 1, "calibration"),
+                            Override("prefilter", None, "calibration")], smoke=smoke)
     study, _ = open_study(cfg, cfg.load_space())
     queued = {json.dumps(trial_point(t), sort_keys=True, default=str)
               for t in study.get_trials(deepcopy=False)}
