@@ -60,10 +60,13 @@ def calibrate(path: str, base: list[Override], low: list[Override], high: list[O
               k: int, smoke: bool = False) -> dict:
     from .racing_stats import kendall_tau, spearman, top_k_overlap
 
+    from .run import ray_session
+
     cfg = load_study(path, base, smoke=smoke)
     points = cfg.load_space().distinct_points(k)
-    cheap = _train_at(path, base, low, "low", points, smoke)
-    dear = _train_at(path, base, high, "high", points, smoke)
+    with ray_session(cfg):  # one Ray for both studies
+        cheap = _train_at(path, base, low, "low", points, smoke)
+        dear = _train_at(path, base, high, "high", points, smoke)
     both = [p for p in cheap if p in dear]
     if len(both) < 3:
         raise StudyError(f"{cfg.source}: calibration needs at least 3 points trained at both "

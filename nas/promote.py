@@ -38,9 +38,7 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
     from ray.train.torch import TorchTrainer
 
     from .cluster import ray_storage_path
-    from .run import _init_ray
-
-    _init_ray(cfg)
+    from .run import ray_session
 
     def loop(config: dict) -> None:
         import json
@@ -55,16 +53,17 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
             Path(config["ckpt"], "result.json").write_text(json.dumps(
                 {k: v for k, v in result.items() if k != "history"}))
 
-    trainer = TorchTrainer(
-        loop,
-        train_loop_config={"arch": arch.model_dump(mode="json"), "data": data_cfg.model_dump(),
-                           "train": train_cfg.model_dump(), "ckpt": str(ckpt),
-                           "init": init},
-        scaling_config=ScalingConfig(num_workers=stage.workers, use_gpu=stage.use_gpu),
-        run_config=RunConfig(storage_path=ray_storage_path(cfg),
-                             name=f"promote-{time.strftime('%Y%m%d-%H%M%S')}"),
-    )
-    trainer.fit()
+    with ray_session(cfg):
+        trainer = TorchTrainer(
+            loop,
+            train_loop_config={"arch": arch.model_dump(mode="json"), "data": data_cfg.model_dump(),
+                               "train": train_cfg.model_dump(), "ckpt": str(ckpt),
+                               "init": init},
+            scaling_config=ScalingConfig(num_workers=stage.workers, use_gpu=stage.use_gpu),
+            run_config=RunConfig(storage_path=ray_storage_path(cfg),
+                                 name=f"promote-{time.strftime('%Y%m%d-%H%M%S')}"),
+        )
+        trainer.fit()
     import json
 
     return json.loads((ckpt / "result.json").read_text())

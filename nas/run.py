@@ -8,6 +8,7 @@ a killed driver are re-queued, and ``trials`` is the study's total. ``--fresh`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -143,6 +144,21 @@ def _stop_local_ray() -> None:
         shutil.rmtree(session, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def ray_session(cfg: StudyConfig):
+    """Ray for one or several runs (``nas.calibrate`` trains two studies in one): started or
+    joined here; a local Ray this call started is shut down, its session folder removed."""
+    import ray
+
+    mine = not ray.is_initialized()
+    _init_ray(cfg)
+    try:
+        yield
+    finally:
+        if mine and not cfg.ray_address:
+            _stop_local_ray()
+
+
 def check_resources(cfg: StudyConfig) -> None:
     """Fail before any trial when no node of the Ray cluster can hold one trial."""
     import ray
@@ -255,18 +271,57 @@ def print_next_steps(cfg: StudyConfig, smoke: bool) -> None:
           f"  {_command('nas.run', cfg, smoke)} --fresh      # start it over", flush=True)
 
 
+def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining: int) -> None:
+    """Ray Tune trials sampled through the study's searcher until the budget is reached."""
+    from ray import tune
+
+    from .schedulers import make_scheduler
+    from .searcher import StudySearcher
+    from .trainable import run_trial
+
+    check_resources(cfg)
+    warn_if_not_shared(cfg)
+    searcher = StudySearcher(cfg, space, storage, budget=budget)
+    race = cfg.scheduler == "race"  # every trial of the race is live at once, most paused
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, study=cfg.model_dump_json()),
+        {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu})
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher,
+                                    scheduler=make_scheduler(cfg, remaining, searcher.set_attrs),
+                                    num_samples=remaining,
+                                    max_concurrent_trials=None if race else cfg.concurrency,
+                                    reuse_actors=cfg.reuse_actors),
+        run_config=tune.RunConfig(name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                  storage_path=ray_storage_path(cfg), verbose=0,
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  failure_config=tune.FailureConfig(max_failures=cfg.worker_retries),
+                                  callbacks=[_progress_callback(cfg, budget, done, searcher.restarted)]),
+    )
+    try:
+        tuner.fit()
+    except RuntimeError as err:
+        if "low on memory" not in str(err):
+            raise
+        raise StudyError(  # a cluster's memory monitor killed a trial: Ray Tune stops
+            f"{cfg.source}: a trial's worker was killed by Ray's memory monitor (its node "
+            "ran low on memory) and Ray Tune stopped the run; nothing finished is lost: run "
+            "the same command again to continue; to avoid it, fewer trials per node "
+            "(--concurrency, --set resources.cpu=N) or a smaller space or batch_size") from None
+    finally:
+        searcher.heartbeat.stop()
+
+
 def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     """Run (or continue) the study; returns the Optuna study."""
-    from ray import tune
+    import optuna
 
     from . import prefilter
     from .results import print_ranking
-    from .schedulers import make_scheduler, print_summary
-    from .searcher import StudySearcher, enqueue_grid, recover_interrupted, retry_failed
+    from .schedulers import print_summary
+    from .searcher import enqueue_grid, recover_interrupted, retry_failed
     from .storage import budget_used
-    from .trainable import run_trial
-
-    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = cfg.load_space()
@@ -297,41 +352,8 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
               "with --fresh, or allow more with --set max_attempts=N", flush=True)
     if remaining > 0:
         prefilter.apply(cfg, study, space, log=lambda m: print(m, flush=True))
-        _init_ray(cfg)
-        check_resources(cfg)
-        warn_if_not_shared(cfg)
-        searcher = StudySearcher(cfg, space, storage, budget=budget)
-        race = cfg.scheduler == "race"  # every trial of the race is live at once, most paused
-        trainable = tune.with_resources(
-            tune.with_parameters(run_trial, study=cfg.model_dump_json()),
-            {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu})
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher,
-                                        scheduler=make_scheduler(cfg, remaining, searcher.set_attrs),
-                                        num_samples=remaining,
-                                        max_concurrent_trials=None if race else cfg.concurrency,
-                                        reuse_actors=cfg.reuse_actors),
-            run_config=tune.RunConfig(name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                      storage_path=ray_storage_path(cfg), verbose=0,
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                      failure_config=tune.FailureConfig(max_failures=cfg.worker_retries),
-                                      callbacks=[_progress_callback(cfg, budget, done, searcher.restarted)]),
-        )
-        try:
-            tuner.fit()
-        except RuntimeError as err:
-            if "low on memory" not in str(err):
-                raise
-            raise StudyError(  # a cluster's memory monitor killed a trial: Ray Tune stops
-                f"{cfg.source}: a trial's worker was killed by Ray's memory monitor (its node "
-                "ran low on memory) and Ray Tune stopped the run; nothing finished is lost: run "
-                "the same command again to continue; to avoid it, fewer trials per node "
-                "(--concurrency, --set resources.cpu=N) or a smaller space or batch_size") from None
-        finally:
-            searcher.heartbeat.stop()
-            if not cfg.ray_address:
-                _stop_local_ray()
+        with ray_session(cfg):
+            _search(cfg, space, storage, budget, done, remaining)
     print_ranking(study, cfg)
     if prefilter.funnel_line(study):
         print(prefilter.funnel_line(study), flush=True)
