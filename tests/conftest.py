@@ -33,3 +33,16 @@ def studies(tmp_path_factory) -> Path:
     for f in (REPO / "tests" / "studies").glob("*.yaml"):
         shutil.copy(f, dest / f.name)
     return dest
+
+
+# The files that run whole studies, longest first (seconds on 2 cores, serial). The two
+# test workers take files in collection order, so starting with these (longest job
+# first) keeps one worker from ending alone on a long file.
+LONGEST_FIRST = ("test_study_engine.py", "test_cluster.py", "test_study_faults.py",
+                 "test_new_user.py", "test_report.py", "test_train.py", "test_postgres.py",
+                 "test_storage.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole

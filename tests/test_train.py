@@ -208,9 +208,9 @@ def test_tiny_spiking_mlp_learns_cifar10_sample():
     start = time.perf_counter()
     result = train(blocks.load_config("tiny", T=1),
                    dict(name="npz", root=str(SAMPLE), batch_size=64, augment="none"),
-                   dict(epochs=5, lr=0.1, **CPU), progress=False)
+                   dict(epochs=3, lr=0.1, **CPU), progress=False)
     seconds = time.perf_counter() - start
-    print(f"tiny T=1, 5 epochs on the CIFAR-10 sample: test {result['test_acc']:.3f}, "
+    print(f"tiny T=1, 3 epochs on the CIFAR-10 sample: test {result['test_acc']:.3f}, "
           f"val {result['val_acc']:.3f}, {seconds:.0f} s")
     assert result["test_acc"] >= 0.25  # chance is 0.10
     assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
