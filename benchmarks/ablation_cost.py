@@ -24,18 +24,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.racing import race  # noqa: E402
-from nas.racing_stats import (curve_calibration, diff_ci, kendall_tau, mean_ci,  # noqa: E402
+from nas.search.racing import race  # noqa: E402
+from nas.search.racing_stats import (curve_calibration, diff_ci, kendall_tau, mean_ci,  # noqa: E402
                               race_round, top_k_overlap)
-from nas.results import unpack_correct  # noqa: E402
+from nas.search.results import unpack_correct  # noqa: E402
 
 
 def export(study_path: str, out: Path, storage: str | None) -> None:
     from optuna.trial import TrialState
 
     from nas.export import load_existing_study
-    from nas.results import config_label
-    from nas.results import CORRECT_KEY
+    from nas.search.results import config_label
+    from nas.search.results import CORRECT_KEY
     from nas.study import Override, load_study
 
     cfg = load_study(study_path, [Override("storage", storage, "--storage")] if storage else [])

@@ -5,12 +5,12 @@
 
 A temporary image folder of ``--images`` JPEGs at ImageNet's typical size (500 x 375,
 quality 95, grain added so that files are about 100 KB like ImageNet's; made from the
-CIFAR-10 JPEG tree upscaled, or smooth random images when it is absent) is read through ``nas.data.load_data(imagefolder, image_size=224)``'s training
+CIFAR-10 JPEG tree upscaled, or smooth random images when it is absent) is read through ``nas.training.data.load_data(imagefolder, image_size=224)``'s training
 loader: RandomResizedCrop + flip + normalise. Rows:
 
 - ``cpu``: PIL decode and transform in the DataLoader workers (``decode: cpu``), per worker
   count; per core = images/s / workers (the main process only collates);
-- ``batched-cpu``: the ``decode: gpu`` code (nas/jpeg_decode.py) run on the CPU: workers read
+- ``batched-cpu``: the ``decode: gpu`` code (nas/training/jpeg_decode.py) run on the CPU: workers read
   bytes, the main process decodes and transforms the batch (one core does the work);
 - ``gpu``: the same on CUDA with nvJPEG, when there is a GPU.
 
@@ -31,7 +31,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.timing import Results, sync  # noqa: E402
-from nas.data import DataConfig, load_data  # noqa: E402
+from nas.training.data import DataConfig, load_data  # noqa: E402
 
 CIFAR = Path(__file__).resolve().parents[2] / "data" / "cifar10" / "train"
 SIZE = (500, 375)

@@ -4,7 +4,7 @@
     python benchmarks/storage_scaling.py --storage postgresql+psycopg2://USER@HOST/DB \\
         --writers 1,8 --trials 12 --epochs 10 --prefill 0,400
 
-Each writer is a process driving a :class:`nas.searcher.StudySearcher` on one shared
+Each writer is a process driving a :class:`nas.search.searcher.StudySearcher` on one shared
 study exactly as Ray Tune does, without training: ``suggest`` (the budget counted and the
 trial asked under the study's lock, the point checked against the study's others, the
 trial claimed), ``on_trial_result`` once per epoch (Optuna's ``report``, the first also
@@ -38,8 +38,8 @@ def _writer(args: tuple) -> dict:
     import optuna
     from sqlalchemy import event
 
-    from nas.searcher import StudySearcher
-    from nas.storage import make_storage
+    from nas.search.searcher import StudySearcher
+    from nas.search.storage import make_storage
     from nas.study import load_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -148,7 +148,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if stop:
             stop()
-    from nas.storage import HEARTBEAT_S
+    from nas.search.storage import HEARTBEAT_S
 
     print(f"storage: {url.split('://')[0]}; {args.trials} trials per writer, {args.epochs} epochs each; "
           "statements per call (mean), latency p50 / p95 ms")

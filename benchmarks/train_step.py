@@ -10,7 +10,7 @@ fp32, images in host memory augmented per sample (pad-4 crop + flip) by a standa
 variant adds one lever on top of the previous one:
 
     data     the whole training set as a uint8 tensor on the device, crop/flip per batch there
-             (nas.data.TensorLoader, what nas.train uses)
+             (nas.training.data.TensorLoader, what nas.train uses)
     triton   our fused multi-step LIF kernel (backend ``triton``; on CPU ``torch``)
     compile  torch.compile of the model
     bf16     bf16 autocast
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 import blocks
-from nas.data import TensorLoader
+from nas.training.data import TensorLoader
 from timing import Results, device_name, items_per_second, sgd_step
 
 LEVERS = ("naive", "data", "triton", "compile", "bf16")

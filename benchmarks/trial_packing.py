@@ -27,7 +27,7 @@ from timing import Results, device_name
 def train_steps(arch: str, T: int, backend: str, batch: int, steps: int, warmup: int,
                 device: str, start_at: float) -> tuple[float, float, float]:
     """One trial's SGD steps (in a Ray worker); returns (start, end, images) of the timed part."""
-    from nas.data import TensorLoader
+    from nas.training.data import TensorLoader
     from timing import sgd_step, sync
 
     dev = torch.device(device)

@@ -27,10 +27,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nas.racing_stats import kendall_tau  # noqa: E402
+from nas.search.racing_stats import kendall_tau  # noqa: E402
 from nas.study import Override, load_study  # noqa: E402
 from nas.zero_cost import available_scorers, get_scorers, image_batch, score_points  # noqa: E402
-from nas.zero_cost_agreement import agreement_row  # noqa: E402
+from nas.analysis.zero_cost_agreement import agreement_row  # noqa: E402
 
 
 def truth_points(path: Path) -> tuple[list[dict], list[float], dict]:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from nas.data import load_data
+    from nas.training.data import load_data
 
     cfg = load_study(args.study, [Override("data.root", args.data_root, "--data-root")])
     space = cfg.load_space()

@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from .results import CALIBRATION_WARN
+from .search.results import CALIBRATION_WARN
 from .study import (Override, StudyConfig, StudyError, add_common_flags, load_study,
                     overrides_from_args, parse_set, run_command)
 
@@ -32,7 +32,7 @@ def _train_at(path: str, base: list[Override], extra: list[Override], suffix: st
     from optuna.trial import TrialState
 
     from .run import open_study, run
-    from .searcher import trial_point
+    from .search.searcher import trial_point
 
     probe = load_study(path, base, smoke=smoke)
     name = f"{probe.name}-cal-{suffix}"
@@ -58,7 +58,7 @@ def _train_at(path: str, base: list[Override], extra: list[Override], suffix: st
 
 def calibrate(path: str, base: list[Override], low: list[Override], high: list[Override],
               k: int, smoke: bool = False) -> dict:
-    from .racing_stats import kendall_tau, spearman, top_k_overlap
+    from .search.racing_stats import kendall_tau, spearman, top_k_overlap
 
     from .run import ray_session
 
@@ -94,7 +94,7 @@ def free_calibration(cfg: StudyConfig) -> dict:
     from optuna.trial import TrialState
 
     from .export import load_existing_study
-    from .racing_stats import curve_calibration
+    from .search.racing_stats import curve_calibration
 
     study = load_existing_study(cfg)
     curves: dict[str, list] = {}

@@ -193,7 +193,7 @@ def _hide_password(url: str) -> str:
 def check_storage(url: str | None) -> str:
     if url is None:
         return "no study or --storage given: skipped"
-    from .storage import make_storage
+    from .search.storage import make_storage
 
     try:
         storage = make_storage(url)

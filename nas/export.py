@@ -37,7 +37,7 @@ def best_points(study, cfg: StudyConfig, top: int) -> list[dict]:
     """``[{"rank", "trial", "point", "values", "n", "arch"}]`` best first."""
     from optuna.trial import TrialState
 
-    from .results import ranking, trials_frame
+    from .search.results import ranking, trials_frame
 
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if "arch" in t.user_attrs]
@@ -65,7 +65,7 @@ def recipe(cfg: StudyConfig, trial: int, repeat: int = 0) -> dict:
     it exactly (data settings such as image_size included)."""
     train = cfg.train.model_dump(mode="json")
     train.update(epochs=cfg.fidelity.max_epochs, max_steps_per_epoch=cfg.fidelity.max_steps_per_epoch,
-                 seed=cfg.train.seed + repeat)  # as nas.trainable seeds each repeat
+                 seed=cfg.train.seed + repeat)  # as nas.training.trainable seeds each repeat
     return {"study": cfg.name, "trial": trial, "data": cfg.data.model_dump(mode="json"), "train": train}
 
 
@@ -105,7 +105,7 @@ def export_stage(cfg: StudyConfig, stage: str, top: int, out: Path) -> list[Path
     and its weights beside it (``.pt``, a nas.train checkpoint)."""
     import shutil
 
-    from .lineage import linked_name, load_linked, stage_trials
+    from .training.lineage import linked_name, load_linked, stage_trials
 
     if stage not in cfg.promotion:
         raise StudyError(f"{cfg.source}: promotion.{stage}: no such stage; allowed: "

@@ -76,7 +76,7 @@ def render(m: ModelMetrics, title: str, layers: bool = False) -> None:
 
 def _images(args, model, meta: dict | None) -> tuple[torch.Tensor, str, bool]:
     """(images, where they come from, whether they are real data)."""
-    from .data import DataConfig, load_data
+    from .training.data import DataConfig, load_data
     from .metrics import eval_batch
 
     sources = []
@@ -104,7 +104,7 @@ def _images(args, model, meta: dict | None) -> tuple[torch.Tensor, str, bool]:
 def main(argv: list[str] | None = None) -> int:
     import blocks
 
-    from .data import SOURCES
+    from .training.data import SOURCES
 
     ap = argparse.ArgumentParser(prog="python -m nas.inspect", description=__doc__.split("\n")[0])
     arch = ap.add_mutually_exclusive_group()
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = None
         over = {} if args.T is None else {"T": args.T}
         if args.checkpoint:
-            from .checkpoint import load_weights, read_checkpoint
+            from .training.checkpoint import load_weights, read_checkpoint
 
             state = read_checkpoint(args.checkpoint)
             meta = {k: v for k, v in state.items() if k in ("data", "arch", "epoch", "best_val_acc")}

@@ -324,7 +324,7 @@ def measure(model: nn.Module, images: torch.Tensor, e_ac: float = E_AC,
 
 def eval_batch(data, n: int = 64) -> torch.Tensor:
     """The first ``n`` images of the validation split (else test, else train) of a
-    :class:`nas.data.Data`: the fixed batch that trial metrics are measured on."""
+    :class:`nas.training.data.Data`: the fixed batch that trial metrics are measured on."""
     for loader in (data.val, data.test, data.train):
         if loader is None:
             continue

@@ -5,7 +5,7 @@
 Trains the top K architectures of the study under the stage's settings (more epochs, the
 full data set, ImageNet at 224 ...) and records each result in the linked Optuna study
 ``<study>-<stage>`` (same storage). A stage with ``from: <stage>`` trains that stage's top
-K from their checkpoints, and runs it first if it has not run (nas/lineage.py). Re-running
+K from their checkpoints, and runs it first if it has not run (nas/training/lineage.py). Re-running
 skips what is recorded, and a training run that was interrupted resumes from its last
 checkpoint. ``workers > 1`` trains with
 distributed data parallel through Ray Train's TorchTrainer on the Ray cluster.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import blocks
 
-from .cluster import checkpoint_dir
-from .lineage import candidates, chain, linked_name
+from .search.cluster import checkpoint_dir
+from .training.lineage import candidates, chain, linked_name
 from .study import (PromotionStage, StudyConfig, StudyError, add_common_flags,
                     load_study_from_args, run_command)
 
@@ -37,7 +37,7 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from .cluster import ray_storage_path
+    from .search.cluster import ray_storage_path
     from .run import ray_session
 
     def loop(config: dict) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .results import config_label
+from .search.results import config_label
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 FIGURES = ("ablation", "intervals", "accuracy_energy", "accuracy_params", "firing_rates",
@@ -99,7 +99,7 @@ def configurations(df: pd.DataFrame) -> pd.DataFrame:
 
 def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Points not dominated when minimising ``x`` and maximising ``y``."""
-    from .pareto import front_ranks
+    from .search.pareto import front_ranks
 
     return front_ranks(np.column_stack([-np.asarray(x, float), np.asarray(y, float)])) == 0
 
@@ -177,7 +177,7 @@ def fig_intervals(study, cfg: StudyConfig, out: Path):
     """Each point's validation accuracy at the budget it reached with its 95% interval over
     seeds x images (from the per-image correctness trials record), a race's dropped points
     in red; the race table goes to summary.md."""
-    from .racing import race_rows
+    from .search.racing import race_rows
 
     rows, used, full = race_rows(study, cfg)
     rows = [r for r in rows if r["acc"] is not None]
@@ -463,8 +463,8 @@ def _checkpoint_model(path: str, cfg: StudyConfig, images: int):
     it was trained on (else the study's); metrics None with a note if no data loads."""
     import torch
 
-    from .checkpoint import load_checkpoint
-    from .data import DataConfig, load_data
+    from .training.checkpoint import load_checkpoint
+    from .training.data import DataConfig, load_data
     from .metrics import eval_batch, measure
 
     model, meta = load_checkpoint(path, "cpu")
@@ -521,9 +521,9 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
     figures["learning_curves"] = fig_learning_curves(df, cfg, out)
     figures["intervals"] = fig_intervals(study, cfg, out)
     from .calibrate import calibration_markdown
-    from .prefilter import funnel_line
-    from .racing import race_markdown
-    from .zero_cost_agreement import agreement_markdown, fig_zero_cost
+    from .search.prefilter import funnel_line
+    from .search.racing import race_markdown
+    from .analysis.zero_cost_agreement import agreement_markdown, fig_zero_cost
 
     figures["zero_cost"] = fig_zero_cost(study, cfg, out)
     funnel = funnel_line(study)
@@ -532,7 +532,7 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
                                     + ("\n## Prefilter\n\n" + funnel + "\n" if funnel else "")
                                     + "\n" + agreement_markdown(study))
     if cfg.promotion:  # the chain of promotion stages, when the study has one
-        from .lineage import fig_lineage, lineage_frame, lineage_markdown
+        from .training.lineage import fig_lineage, lineage_frame, lineage_markdown
 
         _plt()
         frame = lineage_frame(cfg)

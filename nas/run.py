@@ -18,7 +18,7 @@ from pathlib import Path
 
 from blocks.config import one_line
 
-from .cluster import check_results_storage, ray_storage_path, remove_ray_results, warn_if_not_shared
+from .search.cluster import check_results_storage, ray_storage_path, remove_ray_results, warn_if_not_shared
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 
@@ -230,7 +230,7 @@ def check_data_and_space(cfg: StudyConfig, space) -> None:
 
     import blocks
 
-    from .data import DataError, load_data
+    from .training.data import DataError, load_data
 
     try:
         data = load_data(cfg.data, "cpu")
@@ -275,9 +275,9 @@ def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining:
     """Ray Tune trials sampled through the study's searcher until the budget is reached."""
     from ray import tune
 
-    from .schedulers import make_scheduler
-    from .searcher import StudySearcher
-    from .trainable import run_trial
+    from .search.schedulers import make_scheduler
+    from .search.searcher import StudySearcher
+    from .training.trainable import run_trial
 
     check_resources(cfg)
     warn_if_not_shared(cfg)
@@ -317,11 +317,11 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     """Run (or continue) the study; returns the Optuna study."""
     import optuna
 
-    from . import prefilter
-    from .results import print_ranking
-    from .schedulers import print_summary
-    from .searcher import enqueue_grid, recover_interrupted, retry_failed
-    from .storage import budget_used
+    from .search import prefilter
+    from .search.results import print_ranking
+    from .search.schedulers import print_summary
+    from .search.searcher import enqueue_grid, recover_interrupted, retry_failed
+    from .search.storage import budget_used
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = cfg.load_space()

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from blocks.config import format_errors, one_line, read_mapping
 
-from .data import DataConfig
-from .lineage import check_stages
+from .training.data import DataConfig
+from .training.lineage import check_stages
 from .train import TrainConfig
 
 STUDY_DIR = Path(__file__).resolve().parents[1] / "studies"
@@ -110,7 +110,7 @@ class PromotionStage(_Strict):
     """Train the top K of the search (or, with ``from``, of another stage) at a larger
     budget. ``from: <stage>``: start each from that stage's checkpoint (a chain: search ->
     imagenet -> tit -> cifar10_ft); ``init_from``: a checkpoint file every architecture
-    starts from instead; ``freeze``: parameter prefixes kept fixed (nas/finetune.py). The
+    starts from instead; ``freeze``: parameter prefixes kept fixed (nas/training/finetune.py). The
     fine-tuning lr and warm-up are the recipe's own (``train: {lr, warmup_epochs}``)."""
 
     # `from` is a Python keyword: the field is `parent`, written and dumped as `from`
@@ -238,7 +238,7 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _results_storage(self) -> "StudyConfig":
-        from .cluster import URI_SCHEMES
+        from .search.cluster import URI_SCHEMES
 
         scheme, sep, rest = (self.results_storage or "").partition("://")
         if sep and (scheme not in URI_SCHEMES or not rest.strip("/")):
@@ -327,7 +327,7 @@ class StudyConfig(_Strict):
     def open_storage(self, create: bool = True):
         """The study's Optuna storage; the default one (in the run folder) is created when
         ``create``, else its absence is an error saying to run the study first."""
-        from .storage import StorageError, file_path, make_storage
+        from .search.storage import StorageError, file_path, make_storage
 
         path = file_path(self.storage_url)
         if not create and path is not None and not path.is_file():
@@ -528,7 +528,7 @@ def run_command(body: Callable[[], object]) -> int:
     traceback) when the study, its space, a flag, the storage or the Ray cluster is wrong."""
     from search_spaces import SpaceError
 
-    from .storage import StorageError
+    from .search.storage import StorageError
 
     try:
         body()

@@ -33,9 +33,9 @@ from torch import nn
 from blocks.neurons import BACKENDS
 from blocks.neurons.backends import why_not
 
-from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from .data import SOURCES, Data, DataConfig, DataError, load_data
-from .finetune import InitError, InitFrom, freeze, init_weights
+from .training.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .training.data import SOURCES, Data, DataConfig, DataError, load_data
+from .training.finetune import InitError, InitFrom, freeze, init_weights
 
 __all__ = ["TrainConfig", "TrainingDiverged", "evaluate", "load_checkpoint", "main", "train"]
 
@@ -174,14 +174,14 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
     ``distributed``: inside an initialised process group (Ray Train), train data parallel
     on this worker's share of the data; rank 0 writes the checkpoints. ``on_model(model, data)``
     sees the model as built for the data (its ``config`` is what is trained) and the loaded
-    :class:`~nas.data.Data`.
+    :class:`~nas.training.data.Data`.
     ``on_end(model, data)`` runs after the final evaluation, before returning, with the
-    trained model and the loaded :class:`~nas.data.Data` (e.g. to measure
+    trained model and the loaded :class:`~nas.training.data.Data` (e.g. to measure
     :mod:`nas.metrics` on a fixed batch without loading the data again). ``per_image``:
     ``on_epoch`` also gets ``val_correct``, the per-image correctness on the validation
     split (a bool tensor in the split's fixed order), for paired tests between trials.
-    ``init``: a :class:`nas.finetune.InitFrom` (or its dict): start from that checkpoint's
-    weights (not when resuming) and freeze its prefixes (see :mod:`nas.finetune`)."""
+    ``init``: a :class:`nas.training.finetune.InitFrom` (or its dict): start from that checkpoint's
+    weights (not when resuming) and freeze its prefixes (see :mod:`nas.training.finetune`)."""
     import blocks
 
     start = time.perf_counter()
@@ -432,7 +432,7 @@ def _parser() -> argparse.ArgumentParser:
                         "auto: our Triton kernel on CUDA, torch on CPU)")
     p.add_argument("--init-from", metavar="CKPT",
                    help="start from this checkpoint's weights (T, class count may differ; see "
-                        "nas/finetune.py); a fresh optimiser: set --lr/--warmup-epochs for fine-tuning")
+                        "nas/training/finetune.py); a fresh optimiser: set --lr/--warmup-epochs for fine-tuning")
     p.add_argument("--freeze", action="append", metavar="PREFIX",
                    help="with --init-from: keep parameters under this name prefix fixed (repeatable)")
     p.add_argument("--max-steps-per-epoch", type=int, help="cap each epoch (smoke runs; default: none)")

@@ -328,7 +328,7 @@ def score_study(cfg, study, space, points: list[dict], scorers: Sequence[Scorer]
     and store them (:func:`store_scores`); the rows ``{point, scores, settings}``. Points
     already stored with the same settings and every requested score are not scored again
     (a resumed prefilter costs nothing)."""
-    from .data import load_data
+    from .training.data import load_data
 
     data = load_data(cfg.data, "cpu")
     images, labels = image_batch(data, batch)
@@ -390,7 +390,7 @@ def run_zero_cost(args) -> list[dict]:
                        seed=args.seed, T=args.T, log=lambda m: print(m, flush=True))
     _table(rows, [s.name for s in scorers], args.top)
     if args.trained:
-        from .zero_cost_agreement import agreement_markdown
+        from .analysis.zero_cost_agreement import agreement_markdown
 
         print(agreement_markdown(study) or "fewer than 3 trained points: no agreement table")
     return rows

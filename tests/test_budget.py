@@ -1,5 +1,5 @@
 """Exact budgets under many drivers: counting the budget and asking for a trial happen
-under one lock on the study (nas.storage.budget_lock), so four drivers claiming at once
+under one lock on the study (nas.search.storage.budget_lock), so four drivers claiming at once
 end with exactly the budget, on PostgreSQL and on SQLite."""
 import shutil
 import sys
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from nas import searcher as searcher_module
-from nas.searcher import StudySearcher
-from nas.storage import budget_used, make_storage
+from nas.search import searcher as searcher_module
+from nas.search.searcher import StudySearcher
+from nas.search.storage import budget_used, make_storage
 from nas.study import load_study
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/postgres.py

@@ -10,12 +10,12 @@ import yaml
 
 import blocks
 import nas.train
-from nas.checkpoint import read_checkpoint, save_checkpoint
-from nas.cluster import checkpoint_dir
-from nas.data import load_data
+from nas.training.checkpoint import read_checkpoint, save_checkpoint
+from nas.search.cluster import checkpoint_dir
+from nas.training.data import load_data
 from nas.export import export_stage
-from nas.finetune import InitError, init_weights
-from nas.lineage import SEARCH, lineage_frame, lineage_markdown
+from nas.training.finetune import InitError, init_weights
+from nas.training.lineage import SEARCH, lineage_frame, lineage_markdown
 from nas.promote import promote
 from nas.study import load_study
 

@@ -1,7 +1,7 @@
 """A real multi-node Ray cluster on one machine (a head and a worker node, separate
 raylets with 1 CPU each), PostgreSQL storage and a shared results folder: trials run on
 both nodes; a killed worker node or a killed driver loses and duplicates no trial.
-Also the checks of a study's results location (nas/cluster.py)."""
+Also the checks of a study's results location (nas/search/cluster.py)."""
 import json
 import os
 import signal
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from nas.cluster import check_results_storage, not_shared_warning
+from nas.search.cluster import check_results_storage, not_shared_warning
 from nas.study import StudyError, load_study
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/postgres.py, tests/studyruns.py

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nas.data import DataConfig, DataNotFoundError, load_data, split_indices
+from nas.training.data import DataConfig, DataNotFoundError, load_data, split_indices
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-sample.npz"
 

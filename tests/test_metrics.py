@@ -125,7 +125,7 @@ def test_snn_mlp_is_all_macs():
 
 def test_trial_reports_metrics_in_its_last_result():
     from nas.study import StudyConfig
-    from nas.trainable import run_trial
+    from nas.training.trainable import run_trial
 
     study = StudyConfig.model_validate({
         "name": "m", "space": "tests/studies/two_skips.yaml", "trials": 1,
@@ -148,7 +148,7 @@ def test_trial_reports_metrics_in_its_last_result():
 
 
 def test_eval_batch_takes_the_first_validation_images():
-    from nas.data import DataConfig, load_data
+    from nas.training.data import DataConfig, load_data
 
     data = load_data(DataConfig(name="synthetic", batch_size=8, val_fraction=0.5,
                                 synthetic={"n_train": 40, "n_test": 8, "num_classes": 2, "size": 8}),

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from nas.pareto import crowding, front_ranks, pareto_order
-from nas.schedulers import MultiObjectiveASHA, make_scheduler
+from nas.search.pareto import crowding, front_ranks, pareto_order
+from nas.search.schedulers import MultiObjectiveASHA, make_scheduler
 from nas.study import load_study
 
 

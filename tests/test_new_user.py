@@ -12,7 +12,7 @@ import torch
 from optuna.trial import TrialState
 
 import blocks
-from nas.checkpoint import save_checkpoint
+from nas.training.checkpoint import save_checkpoint
 from nas.inspect import main as inspect_main
 from nas.run import main as run_main
 from nas.study import Override, load_study

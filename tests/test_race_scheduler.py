@@ -3,8 +3,8 @@ import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from nas.results import pack_correct
-from nas.schedulers import RaceScheduler
+from nas.search.results import pack_correct
+from nas.search.schedulers import RaceScheduler
 
 
 class FakeTrial:

@@ -1,4 +1,4 @@
-"""nas.racing_stats on synthetic races whose truth is known, plus exact checks.
+"""nas.search.racing_stats on synthetic races whose truth is known, plus exact checks.
 
 Synthetic results: image difficulty z_i ~ N(2.5, 2.5^2) shared by all points (correlated
 per-image difficulty), a seed effect g_s shared by all points (paired seeds), optionally a
@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from scipy.special import expit
 
-from nas import racing_stats as rs
+from nas.search import racing_stats as rs
 
 ALPHA = 0.05
 _GRID = np.linspace(-6, 6, 2001)
@@ -169,7 +169,7 @@ def test_top_k_overlap_and_curve_calibration():
 
 
 def test_a_race_drops_a_clearly_worse_point_early_and_keeps_equal_ones():
-    from nas.racing import race
+    from nas.search.racing import race
 
     rng = np.random.default_rng(7)
     seeds, images = 3, 4000

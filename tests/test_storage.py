@@ -8,8 +8,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.searcher import StudySearcher, enqueue_grid, recover_interrupted
-from nas.storage import StorageError, counts_toward_budget, is_stale, make_storage
+from nas.search.searcher import StudySearcher, enqueue_grid, recover_interrupted
+from nas.search.storage import StorageError, counts_toward_budget, is_stale, make_storage
 from nas.study import load_study
 from pathlib import Path
 
@@ -102,7 +102,7 @@ def test_a_trial_asked_but_not_claimed_is_stale_once_no_driver_lives(tmp_path):
     yet. It is stale at once when every registered driver is gone, never while one lives."""
     import socket
 
-    from nas.storage import Heartbeat, drivers
+    from nas.search.storage import Heartbeat, drivers
 
     storage = make_storage(f"sqlite:///{tmp_path / 'o.db'}")
     study = optuna.create_study(storage=storage)
@@ -150,8 +150,8 @@ def test_the_searcher_never_proposes_a_point_the_study_has(tmp_path, sampler):
 DRIVER = """
 import json, sys, time
 import optuna
-from nas.searcher import StudySearcher
-from nas.storage import make_storage
+from nas.search.searcher import StudySearcher
+from nas.search.storage import make_storage
 from nas.study import load_study
 cfg = load_study(sys.argv[1])
 storage = make_storage(sys.argv[2])
@@ -199,7 +199,7 @@ def test_a_worker_killed_by_the_system_is_a_failure_with_its_epochs(tmp_path):
 
 
 def test_a_silent_driver_on_another_host_is_dead_after_a_few_missed_beats(tmp_path):
-    from nas.storage import MISSED_BEATS, STALE_AFTER_S
+    from nas.search.storage import MISSED_BEATS, STALE_AFTER_S
 
     study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path / 'o.db'}"))
     t = study.ask()

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import blocks
-from nas.data import load_data
+from nas.training.data import load_data
 from nas.train import main as train_main
 from nas.train import (TrainConfig, TrainingDiverged, cosine_with_warmup, evaluate, load_checkpoint,
                        make_optimizers, train)
@@ -217,7 +217,7 @@ def test_tiny_spiking_mlp_learns_cifar10_sample():
 
 
 def test_cli_init_from_reinitialises_the_classifier_freezes_and_refuses_another_grid(tmp_path, capsys):
-    from nas.checkpoint import read_checkpoint, save_checkpoint
+    from nas.training.checkpoint import read_checkpoint, save_checkpoint
 
     model = blocks.build(blocks.load_config("tiny", T=2), num_classes=10, image_size=16)
     save_checkpoint(tmp_path / "src.pt", {"model": model.state_dict(),

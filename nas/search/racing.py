@@ -2,7 +2,7 @@
 
 ``race(correct, rungs)`` takes every point's per-image correctness at each rung epoch,
 ``(seeds, images)`` paired across points (same seeds, same validation images), and plays
-the rounds: after each rung, :func:`nas.racing_stats.race_round` compares the surviving
+the rounds: after each rung, :func:`nas.search.racing_stats.race_round` compares the surviving
 points with the current best and drops those worse at ``alpha``. It returns which round
 dropped each point, with its p-value and the point it lost to, and the epochs the race
 trained against the full grid's. The same rounds decide a live race; played on a full

@@ -1,6 +1,6 @@
 """Batched JPEG decoding on the GPU for streamed image folders (ImageNet): ``decode: gpu``.
 
-The CPU path (nas.data's ``StreamLoader``) decodes with PIL and transforms each image in
+The CPU path (nas.training.data's ``StreamLoader``) decodes with PIL and transforms each image in
 the DataLoader workers. Here the workers only read each file's bytes; the main process
 decodes a whole batch with nvJPEG (``torchvision.io.decode_jpeg(device="cuda")``), then
 crops, resizes, flips and normalises every image on the device. The maths is the CPU

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .racing_stats import kendall_tau, spearman, top_k_overlap
+from ..search.racing_stats import kendall_tau, spearman, top_k_overlap
 
 BOOTSTRAP = 2000
 
@@ -52,7 +52,7 @@ def trained_points(study) -> dict[str, tuple[dict, float, int]]:
     """Point key -> (point, mean final val_acc over its COMPLETE trials, trials)."""
     from optuna.trial import TrialState
 
-    from .searcher import trial_key
+    from ..search.searcher import trial_key
 
     got: dict[str, list] = {}
     for t in study.get_trials(deepcopy=False):
@@ -68,7 +68,7 @@ def trained_points(study) -> dict[str, tuple[dict, float, int]]:
 def scored_and_trained(study) -> tuple[list[str], list[dict], dict[str, list[float]], list[float]]:
     """Scorer names, points, scores by scorer and accuracies of the points both scored
     (any settings: the latest row per point) and trained."""
-    from .searcher import trial_key
+    from ..search.searcher import trial_key
 
     trained = trained_points(study)
     scores: dict[str, dict] = {}
@@ -103,8 +103,8 @@ def agreement_markdown(study) -> str:
 
 def fig_zero_cost(study, cfg, out: Path):
     """Score against trained accuracy, one panel per scorer; the prefilter's points marked."""
-    from .report import _plt, _save
-    from .searcher import trial_key
+    from ..report import _plt, _save
+    from ..search.searcher import trial_key
 
     names, points, by_name, accs = scored_and_trained(study)
     if len(points) < 2:

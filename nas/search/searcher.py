@@ -4,7 +4,7 @@ On top of Ray Tune's Optuna searcher (which samples through a real Optuna storag
 every trial lands in the study that optuna-dashboard reads), :class:`StudySearcher`:
 
 * stops asking once the study holds its budget of trials, counted in the storage under a
-  lock on the study with the ask (:func:`nas.storage.budget_lock`), so that a re-run, or
+  lock on the study with the ask (:func:`nas.search.storage.budget_lock`), so that a re-run, or
   any number of drivers on the same study, never exceeds ``trials``;
 * marks every trial with its driver and a heartbeat, so that a later run can tell trials
   of a killed driver (re-enqueued, see :func:`recover_interrupted`) from live ones;
@@ -26,10 +26,10 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from .metrics import TRIAL_METRICS
+from ..metrics import TRIAL_METRICS
 from .results import CORRECT_KEY
 from .storage import STALE_AFTER_S, Heartbeat, budget_lock, budget_used, drivers, is_stale, retried
-from .study import StudyConfig
+from ..study import StudyConfig
 
 
 def worst(direction: str) -> float:

@@ -3,7 +3,7 @@
 
 ``scheduler: race`` (:class:`RaceScheduler`) is for ablations whose points are fixed in
 advance (a grid, ``repeats`` >= 2, seeds paired across points). Every trial pauses at each
-rung epoch; once every surviving trial has reached the rung, :func:`nas.racing_stats.
+rung epoch; once every surviving trial has reached the rung, :func:`nas.search.racing_stats.
 race_round` compares the surviving points with the best on their per-image validation
 correctness (seeds x images, paired) and the points worse at ``race.alpha`` are stopped:
 PRUNED in the study, with the rung, the p-value and the point they lost to. The others
@@ -23,7 +23,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 from .pareto import front_ranks, pareto_order
 from .racing_stats import race_round
 from .results import unpack_correct
-from .study import StudyConfig
+from ..study import StudyConfig
 
 
 def make_scheduler(cfg: StudyConfig, size: int = 0, on_drop: Callable[[int, dict], None] | None = None):
@@ -61,7 +61,7 @@ class MultiObjectiveASHA(FIFOScheduler):
     """Asynchronous successive halving on several objectives (after MO-ASHA, Schmucker et
     al. 2021): at each rung (``grace * rf^k`` epochs below ``max_t``) a trial is compared
     with every trial that has reached that rung so far, ranked by non-dominated sorting
-    and then crowding distance (:func:`nas.pareto.pareto_order`). It goes on if it is on
+    and then crowding distance (:func:`nas.search.pareto.pareto_order`). It goes on if it is on
     the rung's Pareto front, or among the best ``ceil(n / rf)`` of the ``n`` there; it is
     stopped otherwise (``on_drop(optuna trial number, attrs)`` records why). The first
     trial at a rung always goes on, as in ASHA. Every objective must be in every result:

@@ -70,7 +70,7 @@ class DataConfig(BaseModel):
     batch_size: int = Field(128, ge=1)
     num_workers: int = Field(0, ge=0)
     # large image folders (ImageNet): JPEG decoding by PIL in the workers (cpu) or batched on
-    # the GPU (gpu: nas/jpeg_decode.py); auto: gpu when training on CUDA
+    # the GPU (gpu: nas/training/jpeg_decode.py); auto: gpu when training on CUDA
     decode: Literal["auto", "cpu", "gpu"] = "auto"
     synthetic: SyntheticSpec = SyntheticSpec()
 
@@ -460,7 +460,7 @@ class TensorLoader:
 class StreamLoader:
     """A ``DataLoader`` over image files whose batches land on ``device`` (a subclass
     changes what the workers return, ``collate``, and how a batch becomes images,
-    ``to_device``: nas/jpeg_decode.py)."""
+    ``to_device``: nas/training/jpeg_decode.py)."""
 
     collate = None  # the DataLoader's default
 

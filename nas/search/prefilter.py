@@ -22,7 +22,7 @@ def settings_of(cfg) -> dict:
 def apply(cfg, study, space, log=print) -> int:
     """Score and queue (once per settings); the number of points queued by this call."""
     from .searcher import trial_key, trial_point
-    from .zero_cost import get_scorers, score_study
+    from ..zero_cost import get_scorers, score_study
 
     p = cfg.prefilter
     if p is None:

@@ -12,7 +12,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from .study import StudyConfig
+from ..study import StudyConfig
 
 CALIBRATION_WARN = 0.6  # a stored calibration's Kendall tau below this: the end table warns
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from .results import pack_correct
-from .study import StudyConfig
-from .train import train
+from ..search.results import pack_correct
+from ..study import StudyConfig
+from ..train import train
 
 _SPACES: dict[str, Any] = {}  # per worker process: reused actors load a space once
 
@@ -99,7 +99,7 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
     last: dict = where()
     try:
         arch = _space(study).to_config(config["params"])
-        from .metrics import EVAL_IMAGES, TRIAL_METRICS, eval_batch, measure
+        from ..metrics import EVAL_IMAGES, TRIAL_METRICS, eval_batch, measure
 
         # cost objectives (energy, SOPs ...): measured every epoch on the fixed batch
         per_epoch_cost = any(o.metric in TRIAL_METRICS for o in study.objectives)
@@ -142,7 +142,7 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
               on_model=on_model, on_end=on_end,
               per_image=study.record_predictions, checkpoint_dir=getattr(report, "checkpoint_dir", None))
     except Exception as err:  # noqa: BLE001 - every failure is recorded, the study goes on
-        from .searcher import worst
+        from ..search.searcher import worst
 
         if isinstance(err, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()

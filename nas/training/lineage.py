@@ -83,8 +83,8 @@ def _checkpoint(folder: str) -> str:
 def candidates(cfg, stage_name: str, top: int) -> list[dict]:
     """What ``stage_name`` trains: ``[{parent_study, parent_trial, parent_checkpoint,
     source_trial, point, arch, lineage}]``, best first."""
-    from .export import best_points, load_existing_study
-    from .study import StudyError
+    from ..export import best_points, load_existing_study
+    from ..study import StudyError
 
     stage = cfg.promotion[stage_name]
     if stage.parent is None:
@@ -135,7 +135,7 @@ def lineage_frame(cfg):
 
 
 def lineage_markdown(frame) -> str:
-    from .results import config_label
+    from ..search.results import config_label
 
     if not len(frame):
         return ""

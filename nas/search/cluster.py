@@ -15,7 +15,7 @@ from pathlib import Path
 
 from blocks.config import one_line
 
-from .study import StudyConfig, StudyError
+from ..study import StudyConfig, StudyError
 
 URI_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file")
 # file systems that every host of a cluster can mount (Linux /proc/mounts types)
