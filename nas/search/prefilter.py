@@ -73,18 +73,3 @@ def funnel_line(study) -> str | None:
     return (f"prefilter ({s['score']}): {f['scored']} points scored -> {f['queued']} queued -> "
             f"{f['trained']} trained ({f['complete']} to the full budget); then "
             f"{f['sampled']} trained from the sampler")
-
-
-def scored_points(study, score: str) -> dict[str, float]:
-    """Point key -> stored score (the study's ``zero_cost`` attr), for figures."""
-    from .searcher import trial_key
-
-    out = {}
-    for r in study.user_attrs.get("zero_cost", []):
-        v = r["scores"].get(score)
-        if v is not None:
-            out[trial_key(r["point"])] = v
-    return out
-
-
-__all__ = ["ATTR", "apply", "funnel", "funnel_line", "scored_points"]

@@ -109,6 +109,7 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
             built.update(arch=model.config.model_dump_json(), model=model)
             if per_epoch_cost:
                 built["images"] = eval_batch(data, EVAL_IMAGES)
+
         train_cfg = study.train.model_copy(update={
             "epochs": study.fidelity.max_epochs,
             "seed": study.train.seed + int(config.get("repeat", 0)),
