@@ -311,17 +311,6 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(lambda: run_zero_cost(args))
 
 
-def trained_points(study) -> list[dict]:
-    """The distinct points of the study's COMPLETE trials (in trial order)."""
-    from optuna.trial import TrialState
-
-    seen: dict[str, dict] = {}
-    for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs:
-            seen.setdefault(json.dumps(t.params, sort_keys=True, default=str), t.params)
-    return list(seen.values())
-
-
 def score_study(cfg, study, space, points: list[dict], scorers: Sequence[Scorer], *, batch: int = 16,
                 seed: int = 0, T: int | None = None, log: Callable[[str], None] = print) -> list[dict]:
     """Score ``points`` of the study's space on ``batch`` of the study's validation images
@@ -381,7 +370,9 @@ def run_zero_cost(args) -> list[dict]:
     space = cfg.load_space()
     study, _ = open_study(cfg, space)  # created if the study has not run yet
     if args.trained:
-        points = trained_points(study)
+        from .analysis.zero_cost_agreement import trained_accuracy
+
+        points = [p for p, _, _ in trained_accuracy(study).values()]
         if not points:
             raise ZeroCostError(f"--trained: the study {cfg.name!r} has no COMPLETE trial yet")
     else:

@@ -63,13 +63,14 @@ def test_metrics_are_stored_and_are_the_objectives(pareto_run):
     assert study.best_trials  # the Pareto set of two objectives
 
 
-def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_path, studies):
+def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_path, studies, capsys):
     tmp, url = pareto_run
     from nas.zero_cost import main as zero_cost
 
-    # every point of the 4-point space scored without training: 2 of them were trained
-    assert zero_cost([str(studies / "pareto.yaml"), "--storage", url, "--candidates", "4",
+    # the 2 points the study trained, scored without training (the zero_cost figure)
+    assert zero_cost([str(studies / "pareto.yaml"), "--storage", url, "--trained",
                       "--batch", "8", "--scorers", "snn_hamming,params"]) == 0
+    assert "scoring 2 points" in capsys.readouterr().out
     out = tmp_path / "report"
     proc = cli("nas.report", str(studies / "pareto.yaml"), "--storage", url, "--out", str(out),
                "--checkpoint", str(checkpoint), cwd=tmp)

@@ -48,7 +48,7 @@ def agreement_row(scores, accs) -> dict:
             "top_quarter": math.nan if constant else top_k_overlap(s, a, k), "k": k}
 
 
-def trained_points(study) -> dict[str, tuple[dict, float, int]]:
+def trained_accuracy(study) -> dict[str, tuple[dict, float, int]]:
     """Point key -> (point, mean final val_acc over its COMPLETE trials, trials)."""
     from optuna.trial import TrialState
 
@@ -70,7 +70,7 @@ def scored_and_trained(study) -> tuple[list[str], list[dict], dict[str, list[flo
     (any settings: the latest row per point) and trained."""
     from ..search.searcher import trial_key
 
-    trained = trained_points(study)
+    trained = trained_accuracy(study)
     scores: dict[str, dict] = {}
     for r in study.user_attrs.get("zero_cost", []):
         key = trial_key(r["point"])
