@@ -33,7 +33,7 @@ def clone(tmp_path_factory) -> Path:
     return root
 
 
-def test_smoke_test_runs_offline_as_its_own_study(clone):
+def test_smoke_test_runs_offline_as_its_own_study(clone, capsys, monkeypatch):
     proc = cli("nas.run", "studies/skip_connections.yaml", "--smoke-test", cwd=clone)
     assert proc.returncode == 0, proc.stderr[-3000:]
     db = clone / "runs" / "skip_connections-smoke" / "optuna.db"  # runs/ at the clone's root
@@ -46,18 +46,23 @@ def test_smoke_test_runs_offline_as_its_own_study(clone):
     assert not (clone / "runs" / "skip_connections").exists()  # the real study is untouched
     assert "nas.export studies/skip_connections.yaml --smoke-test" in proc.stdout  # next steps
     # the real study has not run: exporting it says so; the smoke one exports, from any folder
-    real = cli("nas.export", "studies/skip_connections.yaml", cwd=clone)
-    assert real.returncode == 2 and "has run yet" in real.stderr, real.stderr
-    smoke = cli("nas.export", "skip_connections.yaml", "--smoke-test", "--top", "1", cwd=clone / "studies")
-    assert smoke.returncode == 0, smoke.stderr[-2000:]
-    assert f"to {clone / 'runs' / 'skip_connections-smoke' / 'export'}" in smoke.stdout
+    from nas.export import main as export_main
+
+    monkeypatch.chdir(clone)
+    assert export_main(["studies/skip_connections.yaml"]) == 2
+    assert "has run yet" in capsys.readouterr().err
+    monkeypatch.chdir(clone / "studies")
+    assert export_main(["skip_connections.yaml", "--smoke-test", "--top", "1"]) == 0
+    assert f"to {clone / 'runs' / 'skip_connections-smoke' / 'export'}" in capsys.readouterr().out
 
 
-def test_headline_study_offline_says_which_flag_to_use(clone):
-    proc = cli("nas.run", "studies/skip_connections.yaml", cwd=clone)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "data: cifar10 not found" in proc.stderr and "--data imagefolder --data-root DIR" in proc.stderr
-    assert "../shared" not in proc.stderr
+def test_headline_study_offline_says_which_flag_to_use(clone, capsys, monkeypatch):
+    monkeypatch.chdir(clone)
+    assert run_main(["studies/skip_connections.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "data: cifar10 not found" in err and "--data imagefolder --data-root DIR" in err
+    assert "../shared" not in err
     assert not (clone / "data").exists()  # no empty folder left behind
 
 
