@@ -24,10 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nas.search.effects_stats import contrasts, estimate_effects, factor_levels  # noqa: E402
 from nas.search.racing import race  # noqa: E402
 from nas.search.racing_stats import (curve_calibration, diff_ci, kendall_tau, mean_ci,  # noqa: E402
                               race_round, top_k_overlap)
 from nas.search.results import unpack_correct  # noqa: E402
+from search_spaces.design import factorial_design  # noqa: E402
 
 
 def export(study_path: str, out: Path, storage: str | None) -> None:
@@ -58,7 +60,8 @@ def export(study_path: str, out: Path, storage: str | None) -> None:
 
 
 def load(path: Path) -> tuple[dict, dict, dict]:
-    """(meta, correct[point][epoch] -> (seeds, images), curves[point] -> (seeds, epochs))."""
+    """(meta, correct[point][epoch] -> (seeds, images), curves[point] -> (seeds, epochs));
+    ``meta["params"]``: point -> its parameters."""
     data = json.loads(path.read_text())
     by_point: dict[str, list] = {}
     for row in data["trials"]:
@@ -70,7 +73,80 @@ def load(path: Path) -> tuple[dict, dict, dict]:
         correct[point] = {e: np.stack([unpack_correct(r["correct"][str(e)]) for r in rows])
                           for e in epochs}
         curves[point] = np.array([r["curve"] for r in rows])
-    return data["meta"], correct, curves
+    meta = {**data["meta"], "params": {p: rows[0]["params"] for p, rows in by_point.items()}}
+    return meta, correct, curves
+
+
+# ---- component effects: full grid or half fraction, race for the best or for the effects --
+
+def _effects(points: list[str], params: dict, correct: dict, epoch: int, margin: float,
+             mains_only: bool = True) -> dict:
+    """Effect name -> Effect of the points at ``epoch``."""
+    pts = [params[p] for p in points]
+    found = contrasts(pts, factor_levels(pts, list(pts[0])), interactions=not mains_only)
+    effects = estimate_effects([correct[p][epoch] for p in points], found, margin)
+    return {e.name: e for e in effects}
+
+
+def _agrees(mine: str, grid: str) -> bool:
+    """A replay's decision agrees with the full grid's: the same sign where the grid has
+    one; negligible or undecided (no sign) where the grid has none."""
+    if grid in ("positive", "negative"):
+        return mine == grid
+    return mine in ("negligible", "undecided")
+
+
+def replay_design(path: Path, design: str, answer: str, rungs: list[int], alpha: float,
+                  margin: float) -> dict:
+    """Play ``design`` (full grid or half fraction) x ``answer`` (race for the best point, or
+    stop when every main effect is decided) on a ground truth; compare with the full grid."""
+    meta, correct, _ = load(path)
+    params = meta["params"]
+    everything = sorted(correct)
+    last = rungs[-1]
+    seeds = correct[everything[0]][last].shape[0]
+    full_cost = len(everything) * seeds * last
+    truth = _effects(everything, params, correct, last, margin)
+    final = {p: float(correct[p][last].mean()) for p in everything}
+    grid_rank = {p: i + 1 for i, p in enumerate(sorted(everything, key=lambda p: -final[p]))}
+    points = everything
+    if design == "half":
+        names = list(params[everything[0]])
+        half = factorial_design([(n, [False, True]) for n in names], "1/2").points
+        points = [p for p in everything if params[p] in half]
+    if answer == "best":
+        outcome = race({p: correct[p] for p in points}, rungs, alpha)
+        used = outcome.epochs_used
+        reached = {p: (outcome.dropped[p].rung if p in outcome.dropped else last) for p in points}
+        epoch = min(reached.values())
+        best = outcome.survivors[0]
+    else:
+        for epoch in rungs:
+            found = _effects(points, params, correct, epoch, margin)
+            if all(e.decision != "undecided" for e in found.values()):
+                break
+        used = len(points) * seeds * epoch
+        best = max(points, key=lambda p: correct[p][epoch].mean())
+    found = _effects(points, params, correct, epoch, margin)
+    return {"ground_truth": meta["study"], "design": design, "answer": answer,
+            "points": len(points), "epochs_used": used, "epochs_full": full_cost,
+            "cost": used / full_cost, "effects_epoch": epoch,
+            "decisions": {k: [found[k].decision, truth[k].decision] for k in truth},
+            "estimates": {k: [100 * found[k].estimate, 100 * truth[k].estimate] for k in truth},
+            "all_agree": all(_agrees(found[k].decision, truth[k].decision) for k in truth),
+            "best": best, "best_grid_rank": grid_rank[best]}
+
+
+def print_design_table(rows: list[dict], margin: float) -> None:
+    print(f"| ground truth | design | answer | trial-epochs (of full grid) | effects at epoch | "
+          f"main effects: replay / full grid (margin ±{100 * margin:g}) | agree | best point's grid rank |")
+    print("|---|---|---|---:|---:|---|---|---:|")
+    for r in rows:
+        dec = "; ".join(f"{k} {a} {m:+.1f} / {b} {t:+.1f}" for (k, (a, b)), (m, t)
+                        in zip(r["decisions"].items(), r["estimates"].values()))
+        print(f"| {r['ground_truth']} | {r['design']} | {r['answer']} | {r['epochs_used']} / "
+              f"{r['epochs_full']} ({100 * r['cost']:.1f}%) | {r['effects_epoch']} | {dec} | "
+              f"{'yes' if r['all_agree'] else 'NO'} | {r['best_grid_rank']} ({r['best']}) |")
 
 
 def replay(path: Path, rungs: list[int], alpha: float, reference: str, figure: Path | None) -> dict:
@@ -163,9 +239,14 @@ def main() -> int:
     ex.add_argument("study")
     ex.add_argument("--out", required=True, type=Path)
     ex.add_argument("--storage")
-    rp = sub.add_parser("replay", help="play a race on the table, and the free calibration")
-    rp.add_argument("results", type=Path)
-    rp.add_argument("--rungs", default="1,2,3,4", help="rung epochs, the last the full budget")
+    rp = sub.add_parser("replay", help="play a race on the table, and the free calibration; "
+                                       "with --design/--answer: the component-effects replay")
+    rp.add_argument("results", type=Path, nargs="+", help="ground truths (their JSON tables)")
+    rp.add_argument("--design", help="full, half or full,half: the effects replay's designs")
+    rp.add_argument("--answer", help="best, effects or best,effects: race for the best point, "
+                                     "or stop once every main effect is decided")
+    rp.add_argument("--margin", type=float, default=1.0, help="equivalence margin, accuracy points")
+    rp.add_argument("--rungs", help="rung epochs, the last the full budget (default: every epoch)")
     rp.add_argument("--alpha", type=float, default=0.05)
     rp.add_argument("--reference", default="(PT, PC, TC)", help="the point differences refer to")
     rp.add_argument("--figure", type=Path)
@@ -174,11 +255,28 @@ def main() -> int:
     if args.cmd == "export":
         export(args.study, args.out, args.storage)
         return 0
-    summary = replay(args.results, [int(r) for r in args.rungs.split(",")], args.alpha,
-                     args.reference, args.figure)
+    if args.design or args.answer:
+        rows = []
+        for path in args.results:
+            rungs = _rungs(args.rungs, path)
+            for design in (args.design or "full,half").split(","):
+                for answer in (args.answer or "best,effects").split(","):
+                    rows.append(replay_design(path, design, answer, rungs, args.alpha, args.margin / 100))
+        print_design_table(rows, args.margin / 100)
+        summary: object = rows
+    else:
+        outs = [replay(p, _rungs(args.rungs, p), args.alpha, args.reference, args.figure)
+                for p in args.results]
+        summary = outs[0] if len(outs) == 1 else outs
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1, default=str))
     return 0
+
+
+def _rungs(text: str | None, path: Path) -> list[int]:
+    if text:
+        return [int(r) for r in text.split(",")]
+    return list(range(1, json.loads(path.read_text())["meta"]["epochs"] + 1))
 
 
 if __name__ == "__main__":

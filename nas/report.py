@@ -7,6 +7,9 @@ Writes PNG and PDF per figure, and ``summary.md``:
 
 * ``ablation``: one bar per configuration (mean, sd and the repeats), the paper's Table 3
   (also as a table in ``summary.md``); needs >= 2 configurations at the full budget;
+* ``effects``: a forest plot of the main effects and two-factor interactions of the
+  space's parameters with 95% intervals and decisions (``nas.effects``; also a table in
+  ``summary.md``); needs per-image correctness of >= 2 points;
 * ``accuracy_energy``: accuracy against energy per image, the Pareto front highlighted;
 * ``accuracy_params``: accuracy against parameters;
 * ``firing_rates``: per-layer firing rates of the best architecture coloured by stage (the
@@ -36,7 +39,7 @@ import pandas as pd
 from .search.results import config_label
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
-FIGURES = ("ablation", "intervals", "accuracy_energy", "accuracy_params", "firing_rates",
+FIGURES = ("ablation", "intervals", "effects", "accuracy_energy", "accuracy_params", "firing_rates",
            "token_mixing", "learning_curves", "zero_cost")
 METRIC_LABELS = {"val_acc": "validation accuracy (%)", "energy_uj": "energy per image (µJ)",
                  "sops": "synaptic operations per image", "firing_rate": "mean firing rate",
@@ -458,6 +461,18 @@ def summary_markdown(df: pd.DataFrame, cfg: StudyConfig, figures: dict[str, Any]
 # ------------------------------------------------------------------------------- main
 
 
+def _effects(study, cfg: StudyConfig, out: Path) -> tuple[Any, str]:
+    """The effects figure (or why not) and the effects section of summary.md."""
+    from .analysis.effects import NoEffects, effects_markdown, fig_effects, study_effects
+
+    try:
+        result = study_effects(study, cfg)
+    except NoEffects as err:
+        return str(err), ""
+    _plt()
+    return fig_effects(result, cfg.name, out, _save), effects_markdown(result)
+
+
 def _checkpoint_model(path: str, cfg: StudyConfig, images: int):
     """The checkpoint's model and its metrics on the first validation images of the data
     it was trained on (else the study's); metrics None with a note if no data loads."""
@@ -520,6 +535,7 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
         + (f" ({Path(checkpoint).name})" if checkpoint else ""), out, block)
     figures["learning_curves"] = fig_learning_curves(df, cfg, out)
     figures["intervals"] = fig_intervals(study, cfg, out)
+    figures["effects"], effects_md = _effects(study, cfg, out)
     from .calibrate import calibration_markdown
     from .search.prefilter import funnel_line
     from .search.racing import race_markdown
@@ -528,7 +544,8 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
     figures["zero_cost"] = fig_zero_cost(study, cfg, out)
     funnel = funnel_line(study)
     (out / "summary.md").write_text(summary_markdown(df, cfg, figures, best, source, rates) + "\n"
-                                    + race_markdown(study, cfg) + "\n" + calibration_markdown(study)
+                                    + race_markdown(study, cfg) + "\n" + effects_md + "\n"
+                                    + calibration_markdown(study)
                                     + ("\n## Prefilter\n\n" + funnel + "\n" if funnel else "")
                                     + "\n" + agreement_markdown(study))
     if cfg.promotion:  # the chain of promotion stages, when the study has one

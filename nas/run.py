@@ -256,6 +256,23 @@ def check_data_and_space(cfg: StudyConfig, space) -> None:
                              "check the bounds of its widths")
 
 
+def design_points(cfg: StudyConfig, space, study) -> list[dict]:
+    """The points of a fixed design; a factorial one prints its design (fraction,
+    generators, aliases) and stores it in the study (user attribute ``design``)."""
+    from search_spaces import SpaceError
+    from search_spaces.design import fractional_design
+
+    if cfg.sampler.name != "factorial":
+        return space.grid()
+    try:
+        design = fractional_design(space, cfg.sampler.fraction or 1)
+    except SpaceError as err:
+        raise StudyError(f"{cfg.source}: sampler: {err}") from None
+    print(design.describe(), flush=True)
+    study.set_user_attr("design", design.as_attr())
+    return design.points
+
+
 def _command(module: str, cfg: StudyConfig, smoke: bool) -> str:
     flags = " --smoke-test" if smoke else ""
     if cfg.storage:
@@ -289,7 +306,7 @@ def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining:
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher,
-                                    scheduler=make_scheduler(cfg, remaining, searcher.set_attrs),
+                                    scheduler=make_scheduler(cfg, remaining, searcher.set_attrs, space),
                                     num_samples=remaining,
                                     max_concurrent_trials=None if race else cfg.concurrency,
                                     reuse_actors=cfg.reuse_actors),
@@ -317,6 +334,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     """Run (or continue) the study; returns the Optuna study."""
     import optuna
 
+    from .analysis.effects import print_end_of_run
     from .search import prefilter
     from .search.results import print_ranking
     from .search.schedulers import print_summary
@@ -330,8 +348,8 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
         check_data_and_space(cfg, space)
     study, storage = open_study(cfg, space, fresh)
     budget = cfg.trials
-    if cfg.sampler.name == "grid":
-        points = space.grid()
+    if cfg.sampler.fixed:
+        points = design_points(cfg, space, study)
         budget = budget or len(points) * cfg.repeats
     recovered = recover_interrupted(study)
     if recovered:
@@ -340,7 +358,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     if retried:
         print(f"retrying {retried} failed trial(s) (at most {cfg.max_attempts} attempts each)",
               flush=True)
-    if cfg.sampler.name == "grid":
+    if cfg.sampler.fixed:
         enqueue_grid(study, points, cfg.repeats)
     done = budget_used(study.get_trials(deepcopy=False))
     remaining = budget - done
@@ -358,6 +376,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     if prefilter.funnel_line(study):
         print(prefilter.funnel_line(study), flush=True)
     print_summary(study, cfg)
+    print_end_of_run(study, cfg)
     print_next_steps(cfg, smoke)
     return study
 

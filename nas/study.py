@@ -28,7 +28,8 @@ STUDY_DIR = Path(__file__).resolve().parents[1] / "studies"
 METRICS = {"val_acc": "maximize", "params": "minimize", "T": "minimize",
            "energy_uj": "minimize", "sops": "minimize", "firing_rate": "minimize",
            "sparsity": "minimize", "macs": "minimize", "ann_flops": "minimize"}
-SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid")
+SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid", "factorial")
+FIXED_DESIGNS = ("grid", "factorial")  # samplers whose points are all known before any trial
 SCHEDULERS = ("asha", "hyperband", "race", "none")
 
 
@@ -61,12 +62,21 @@ class Fidelity(_Strict):
 
 
 class Sampler(_Strict):
-    name: Literal["tpe", "nsga2", "gp", "cmaes", "random", "grid"] = "tpe"
+    name: Literal["tpe", "nsga2", "gp", "cmaes", "random", "grid", "factorial"] = "tpe"
     seed: int | None = 0
     options: dict[str, Any] = {}  # passed to the Optuna sampler's constructor
+    # factorial: the share of the 2^k points of the space's two-level parameters, a regular
+    # fraction of resolution IV or more (search_spaces/design.py): 1, 1/2, 1/4, ...
+    fraction: str | int | None = None
+
+    @property
+    def fixed(self) -> bool:
+        """Every point is known before any trial (grid, factorial): they are queued."""
+        return self.name in FIXED_DESIGNS
 
     def build(self, seed: int | None):
-        """The Optuna sampler (``grid``: a random sampler; every point is queued anyway)."""
+        """The Optuna sampler (``grid``, ``factorial``: a random sampler; every point is
+        queued anyway)."""
         import optuna
 
         kinds = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
@@ -77,8 +87,14 @@ class Sampler(_Strict):
 
     @model_validator(mode="after")
     def _builds(self) -> "Sampler":
-        if self.options and self.name in ("random", "grid"):
+        if self.options and self.name in ("random", *FIXED_DESIGNS):
             raise ValueError(f"options: the {self.name} sampler takes none")
+        if self.fraction is not None:
+            if self.name != "factorial":
+                raise ValueError("fraction: only with name: factorial")
+            from search_spaces.design import parse_fraction
+
+            parse_fraction(self.fraction)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -104,6 +120,10 @@ class Race(_Strict):
     correction: Literal["range", "holm", "none"] = "range"
     rungs: list[int] | None = None
     reference: dict[str, Any] | None = None
+    # best: drop the points worse than the best; effects: stop the study once every main
+    # effect is decided (positive, negative, or negligible: inside +-margin accuracy points)
+    answer: Literal["best", "effects"] = "best"
+    margin: float = Field(1.0, gt=0, lt=100)  # accuracy points; also nas.effects' default
 
 
 class PromotionStage(_Strict):
@@ -209,14 +229,15 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "StudyConfig":
-        if self.sampler.name != "grid" and self.trials is None:
-            raise ValueError("trials: required unless sampler.name is grid (then every point)")
+        if not self.sampler.fixed and self.trials is None:
+            raise ValueError("trials: required unless sampler.name is grid or factorial "
+                             "(then every point of the design)")
         if len(self.objectives) > 1 and self.sampler.name == "cmaes":
             raise ValueError("sampler.name: cmaes takes one objective; allowed with several: "
                              "tpe, nsga2, gp, random, grid")
-        if self.prefilter is not None and self.sampler.name == "grid":
-            raise ValueError("prefilter: a grid trains every point; allowed with the samplers "
-                             "tpe, random, nsga2, gp, cmaes")
+        if self.prefilter is not None and self.sampler.fixed:
+            raise ValueError(f"prefilter: a {self.sampler.name} design trains every point; "
+                             "allowed with the samplers tpe, random, nsga2, gp, cmaes")
         if len(self.objectives) > 1 and self.scheduler == "hyperband":
             raise ValueError("scheduler: hyperband prunes on one objective; allowed with several "
                              "objectives: asha (multi-objective successive halving), none")
@@ -224,10 +245,10 @@ class StudyConfig(_Strict):
             raise ValueError(f"fidelity.rung_epochs: {self.fidelity.rung_epochs} exceeds "
                              f"fidelity.max_epochs {self.fidelity.max_epochs}")
         if self.scheduler == "race":
-            if self.sampler.name != "grid" or self.repeats < 2:
+            if not self.sampler.fixed or self.repeats < 2:
                 raise ValueError("scheduler: race needs its points fixed in advance and paired "
-                                 "seeds: sampler.name grid and repeats >= 2 (allowed otherwise: "
-                                 "asha, hyperband, none)")
+                                 "seeds: sampler.name grid or factorial and repeats >= 2 "
+                                 "(allowed otherwise: asha, hyperband, none)")
             rungs = self.race_rungs
             if rungs[0] < 1 or rungs != sorted(set(rungs)) or rungs[-1] != self.fidelity.max_epochs:
                 raise ValueError(f"race.rungs: {self.race.rungs} must rise, from 1 epoch, to "

@@ -39,7 +39,7 @@ CASES = [
     (changed(epochs=3), r"epochs: unknown field; allowed: name, space, base, arch, data, train, fidelity, "),
     (changed(**{"fidelity.epochs_per_rung": 2}), r"fidelity.epochs_per_rung: unknown field; allowed: max_epochs, "),
     (changed(space="no_such_space"), r"unknown search space 'no_such_space'; shipped: full, mixer"),
-    (changed(**{"sampler.name": "bayes"}), r"sampler.name: Input should be 'tpe', 'nsga2', 'gp', 'cmaes', 'random' or 'grid'"),
+    (changed(**{"sampler.name": "bayes"}), r"sampler.name: Input should be 'tpe', 'nsga2', 'gp', 'cmaes', 'random', 'grid' or 'factorial'"),
     (changed(scheduler="median"), r"scheduler: Input should be 'asha', 'hyperband', 'race' or 'none'"),
     (changed(objectives=[{"metric": "accuracy"}]), r"objectives.0: .*metric: unknown 'accuracy'; allowed: val_acc, params"),
     (changed(trials=...), r"trials: required unless sampler.name is grid"),

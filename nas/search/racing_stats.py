@@ -118,11 +118,13 @@ def seed_interaction(points: Sequence[np.ndarray]) -> SeedTerm:
     return SeedTerm(ss_ps / df_ps, float(np.sum(resid ** 2)) / df_psi, df_ps, df_psi, n)
 
 
-def _variance_of_mean(ms: _MeanSquares, seed_term: SeedTerm | None = None) -> tuple[float, float]:
+def _variance_of_mean(ms: _MeanSquares, seed_term: SeedTerm | None = None,
+                      weight_sq: float = 2.0) -> tuple[float, float]:
     """Variance of the grand mean over crossed seeds x images, and its Satterthwaite df.
 
     ``Var * S N = MS_res + seed part + (MS_img - MS_res)+`` where the seed part is
-    ``(MS_seed - MS_res)+`` or, with a pooled ``seed_term``, ``2 (ms_ps - ms_psi)+``. The
+    ``(MS_seed - MS_res)+`` or, with a pooled ``seed_term``, ``weight_sq (ms_ps - ms_psi)+``
+    (``weight_sq``: the sum of the squared point weights of the contrast, 2 for a pair). The
     degrees of freedom count the noise of every mean square used (conservative when a
     component is clipped)."""
     sn = ms.seeds * ms.images
@@ -132,8 +134,9 @@ def _variance_of_mean(ms: _MeanSquares, seed_term: SeedTerm | None = None) -> tu
         seed = max(ms.ms_seed - ms.ms_res, 0.0)
         noise += ms.ms_seed ** 2 / ms.df_seed
     else:
-        seed = 2.0 * max(seed_term.ms_ps - seed_term.ms_psi, 0.0)
-        noise += 4 * (seed_term.ms_ps ** 2 / seed_term.df_ps + seed_term.ms_psi ** 2 / seed_term.df_psi)
+        seed = weight_sq * max(seed_term.ms_ps - seed_term.ms_psi, 0.0)
+        noise += weight_sq ** 2 * (seed_term.ms_ps ** 2 / seed_term.df_ps
+                                   + seed_term.ms_psi ** 2 / seed_term.df_psi)
     total = ms.ms_res + seed + img
     if total <= 0.0:  # every cell identical: no variance, infinite df
         return 0.0, float("inf")

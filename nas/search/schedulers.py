@@ -20,15 +20,19 @@ import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
 
+from .effects_stats import (all_mains_decided, contrasts, estimate_effects, factor_levels,
+                            space_factors)
 from .pareto import front_ranks, pareto_order
 from .racing_stats import race_round
 from .results import unpack_correct
 from ..study import StudyConfig
 
 
-def make_scheduler(cfg: StudyConfig, size: int = 0, on_drop: Callable[[int, dict], None] | None = None):
-    """The study's scheduler; ``size`` (the trials of this run) and ``on_drop(optuna
-    trial number, attrs)`` serve the race."""
+def make_scheduler(cfg: StudyConfig, size: int = 0, on_drop: Callable[[int, dict], None] | None = None,
+                   space=None):
+    """The study's scheduler; ``size`` (the trials of this run), ``on_drop(optuna trial
+    number, attrs)`` and the ``space`` (its factors, for ``race.answer: effects``) serve
+    the race."""
     metric, mode = cfg.objectives[0].metric, "max" if cfg.directions[0] == "maximize" else "min"
     f = cfg.fidelity
     if cfg.scheduler == "asha" and cfg.multi_objective:
@@ -41,8 +45,30 @@ def make_scheduler(cfg: StudyConfig, size: int = 0, on_drop: Callable[[int, dict
         return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode,
                                   max_t=f.max_epochs, reduction_factor=f.reduction_factor)
     if cfg.scheduler == "race":
-        return RaceScheduler(cfg.race_rungs, size, cfg.race.alpha, cfg.race.correction, on_drop)
+        answered = None
+        if cfg.race.answer == "effects":
+            answered = EffectsAnswered(*space_factors(space), cfg.race.margin / 100)
+        return RaceScheduler(cfg.race_rungs, size, cfg.race.alpha, cfg.race.correction, on_drop,
+                             answered)
     return FIFOScheduler()
+
+
+class EffectsAnswered:
+    """``race.answer: effects``: the race stops once every main effect of the points is
+    decided (:mod:`nas.search.effects_stats`); no point is dropped before, since in a
+    factorial design every point enters every effect."""
+
+    def __init__(self, order: list[str], reference: dict, margin: float) -> None:
+        self.order, self.reference, self.margin = order, reference, margin
+
+    def __call__(self, correct: dict[str, np.ndarray]) -> dict | None:
+        """``correct``: point key -> (seeds, images). The decisions if all are made, else None."""
+        points = [json.loads(k) for k in correct]
+        found = contrasts(points, factor_levels(points, self.order, self.reference), interactions=False)
+        effects = estimate_effects(list(correct.values()), found, self.margin)
+        if not all_mains_decided(effects):
+            return None
+        return {e.name: e.decision for e in effects}
 
 
 def print_summary(study, cfg: StudyConfig) -> None:
@@ -120,9 +146,11 @@ class RaceScheduler(FIFOScheduler):
     """Rounds at ``rungs`` over the ``size`` trials of this run (see the module)."""
 
     def __init__(self, rungs: list[int], size: int, alpha: float = 0.05, correction: str = "range",
-                 on_drop: Callable[[int, dict], None] | None = None) -> None:
+                 on_drop: Callable[[int, dict], None] | None = None,
+                 answered: Callable[[dict[str, np.ndarray]], dict | None] | None = None) -> None:
         super().__init__()
         self.rungs, self.size, self.alpha, self.correction = list(rungs), size, alpha, correction
+        self.answered = answered  # answer: effects (else drop the points worse than the best)
         self.on_drop = on_drop or (lambda number, attrs: None)
         self.round = 0  # index of the rung the race is at
         self.trials: dict[str, Trial] = {}
@@ -163,10 +191,19 @@ class RaceScheduler(FIFOScheduler):
             by_point.setdefault(self._point(t), []).append(t)
         self.round += 1
         dropped: set[str] = set()
-        if len(by_point) > 1:
-            correct = {p: np.stack([self.correct[t.trial_id][rung]
-                                    for t in sorted(ts, key=lambda t: t.config.get("repeat", 0))])
-                       for p, ts in by_point.items()}
+        correct = {p: np.stack([self.correct[t.trial_id][rung]
+                                for t in sorted(ts, key=lambda t: t.config.get("repeat", 0))])
+                   for p, ts in by_point.items()} if len(by_point) > 1 else {}
+        if self.answered is not None:
+            decisions = self.answered(correct) if correct else None
+            if decisions is not None:  # the answer is known: every trial stops here
+                attrs = {"race_answered": {"rung": rung, "main_effects": decisions}}
+                for ts in by_point.values():
+                    for t in ts:
+                        self.on_drop(t.config.get("optuna_trial"), attrs)
+                dropped = set(by_point)
+                self.out |= dropped
+        elif correct:
             result = race_round(correct, self.alpha, self.correction)
             for p in result.dropped:
                 d = result.points[p]
