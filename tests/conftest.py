@@ -39,7 +39,7 @@ def studies(tmp_path_factory) -> Path:
 # test workers take files in collection order, so starting with these (longest job
 # first) keeps one worker from ending alone on a long file.
 LONGEST_FIRST = ("test_study_engine.py", "test_cluster.py", "test_study_faults.py",
-                 "test_new_user.py", "test_report.py", "test_train.py", "test_postgres.py",
+                 "test_new_user.py", "test_report.py", "test_effects_study.py", "test_train.py", "test_postgres.py",
                  "test_storage.py")
 
 

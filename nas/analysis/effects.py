@@ -236,7 +236,7 @@ def plan(r: StudyEffects, delta: float, target: float = 0.8, alpha: float = 0.05
     """Seeds needed, at the pilot's validation size, to detect each main effect of size
     ``delta`` (accuracy units) and to tell two configurations ``delta`` apart, with power
     ``target``; their cost at the study's budget (``points`` x seeds x max_epochs)."""
-    x = np.stack(r.arrays)
+    x = np.stack(r.arrays).astype(np.float64)
     if x.shape[1] < 2:
         raise NoEffects("--plan needs a pilot with >= 2 seeds (its seed-to-seed variance)")
     term = seed_interaction(list(x))
