@@ -25,11 +25,11 @@ import warnings
 
 import torch
 
-from .base import SpikingNeuron
-from .lif import IF, LIF, PLIF, reference_multistep
+from torch import nn
+
+from .reference import reference_multistep
 
 KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # our fused kernels
-FUSED_NEURONS = (LIF, PLIF, IF)  # what triton, cupy and spikingjelly compute
 
 
 class BackendFallbackWarning(UserWarning):
@@ -64,7 +64,7 @@ def why_not(backend: str, device: torch.device, dtype: torch.dtype | None = None
     device = torch.device(device)
     if backend in ("auto", "torch"):
         return None
-    if neuron is not None and not issubclass(neuron, FUSED_NEURONS):
+    if neuron is not None and not getattr(neuron, "fused", False):  # LIF, PLIF, IF
         return f"it does not compute {neuron.__name__}"
     if backend == "spikingjelly":
         return None if _imports("spikingjelly") else "spikingjelly is not installed"
@@ -100,7 +100,7 @@ def resolve(backend: str, device: torch.device, dtype: torch.dtype | None = None
     return "torch", reason
 
 
-def run(n: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
+def run(n: nn.Module, x: torch.Tensor) -> torch.Tensor:
     backend, reason = resolve(n.backend, x.device, x.dtype, type(n))
     if reason is not None:
         warnings.warn(f"neuron backend {n.backend!r} cannot run this {type(n).__name__} call: "
@@ -120,7 +120,7 @@ def run(n: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"backend: unknown {backend!r}")
 
 
-def _params(n: SpikingNeuron) -> dict:
+def _params(n: nn.Module) -> dict:
     return dict(v_threshold=n.v_threshold, v_reset=n.v_reset, detach_reset=n.detach_reset,
                 surrogate=n.surrogate, alpha=n.alpha)
 
@@ -128,7 +128,7 @@ def _params(n: SpikingNeuron) -> dict:
 _SJ_SURROGATE = {"sigmoid": "Sigmoid", "atan": "ATan", "triangle": "PiecewiseQuadratic"}
 
 
-def _spikingjelly(n: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
+def _spikingjelly(n: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run spikingjelly's own multi-step node; built lazily and cached on the neuron.
 
     Half-precision inputs are computed in fp32 (cast in, spikes cast back): spikingjelly
@@ -140,15 +140,9 @@ def _spikingjelly(n: SpikingNeuron, x: torch.Tensor) -> torch.Tensor:
         common = dict(v_threshold=n.v_threshold, v_reset=n.v_reset, detach_reset=n.detach_reset,
                       surrogate_function=getattr(surrogate, _SJ_SURROGATE[n.surrogate])(alpha=n.alpha),
                       step_mode="m")
-        if isinstance(n, PLIF):
-            node = neuron.ParametricLIFNode(init_tau=2.0, decay_input=n.decay_input, **common)
-            node.w = n.w  # share our parameter: one source of truth for tau
-        elif isinstance(n, LIF):
-            node = neuron.LIFNode(tau=n.tau, decay_input=n.decay_input, **common)
-        elif isinstance(n, IF):
-            node = neuron.IFNode(**common)
-        else:
+        if not hasattr(n, "spikingjelly_node"):
             raise ValueError(f"backend 'spikingjelly' does not support {type(n).__name__}")
+        node = n.spikingjelly_node(neuron, common)
         object.__setattr__(n, "_sj_node", node)  # not a submodule: no duplicate state_dict keys
     dtype = x.dtype
     node.reset()

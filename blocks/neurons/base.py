@@ -16,7 +16,7 @@ soft reset (v_reset None) ``v_t = h_t - V_th s_t``.
 
 The membrane arithmetic is fp32 for fp32, bf16 and fp16 inputs (fp64 stays fp64), also
 under autocast; the spikes come back in the input's dtype. Backends compute exactly this;
-:func:`blocks.neurons.lif.reference_multistep` is the reference that every other backend
+:func:`blocks.neurons.reference.reference_multistep` is the reference that every other backend
 is tested against. ``backend: auto`` (the default) picks one per call from the input's
 device and dtype: :func:`blocks.neurons.backends.resolve`.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import backends
 from .surrogate import DEFAULT_ALPHA, SURROGATES
 
 BACKENDS = ("auto", "torch", "spikingjelly", "cupy", "triton")
@@ -63,8 +64,6 @@ class SpikingNeuron(nn.Module):
     decay_input: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from . import backends
-
         return backends.run(self, x)
 
     def extra_repr(self) -> str:

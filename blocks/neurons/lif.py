@@ -1,4 +1,7 @@
-"""Leaky integrate-and-fire neurons: ``lif``, ``plif`` (learnable tau) and ``if``."""
+"""Leaky integrate-and-fire neurons: ``lif``, ``plif`` (learnable tau) and ``if``.
+
+Each class says how spikingjelly 2.0 builds the same neuron (``spikingjelly_node``), for
+the ``spikingjelly`` backend; ``fused`` marks what our fused kernels compute."""
 from __future__ import annotations
 
 import math
@@ -8,44 +11,12 @@ from torch import nn
 
 from ..registry import register
 from .base import SpikingNeuron
-from .surrogate import spike
-
-
-def reference_multistep(
-    x: torch.Tensor,
-    *,
-    leak: torch.Tensor | float,
-    decay_input: bool,
-    v_threshold: float,
-    v_reset: float | None,
-    detach_reset: bool,
-    surrogate: str,
-    alpha: float,
-) -> torch.Tensor:
-    """The reference dynamics of :mod:`blocks.neurons.base`, one time step at a time.
-
-    The membrane is computed in fp32 for half-precision inputs (also under autocast: only
-    element-wise ops run here, which autocast leaves alone), as our fused kernels do; the
-    spikes are cast back to the input's dtype, so the input's gradient is rounded once."""
-    dtype = x.dtype
-    x = x.to(torch.promote_types(dtype, torch.float32))
-    v = torch.full_like(x[0], 0.0 if v_reset is None else v_reset)
-    vr = 0.0 if v_reset is None else v_reset
-    out = []
-    for x_t in x:
-        if decay_input:
-            h = v + (x_t - (v - vr)) * leak
-        else:
-            h = v - (v - vr) * leak + x_t
-        s = spike(h - v_threshold, surrogate, alpha)
-        s_r = s.detach() if detach_reset else s
-        v = h * (1.0 - s_r) + vr * s_r if v_reset is not None else h - v_threshold * s_r
-        out.append(s)
-    return torch.stack(out).to(dtype)
 
 
 class _Leaky(SpikingNeuron):
     """Common parameters of the leaky neurons; subclasses keep tau fixed or learn it."""
+
+    fused = True
 
     def __init__(self, *, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0,
                  v_reset: float | None = 0.0, detach_reset: bool = True,
@@ -75,6 +46,9 @@ class LIF(_Leaky):
     def leak(self) -> float:
         return 1.0 / self.tau
 
+    def spikingjelly_node(self, neuron, common: dict):
+        return neuron.LIFNode(tau=self.tau, decay_input=self.decay_input, **common)
+
 
 @register("neuron", "plif")
 class PLIF(_Leaky):
@@ -91,10 +65,17 @@ class PLIF(_Leaky):
     def leak(self) -> torch.Tensor:
         return torch.sigmoid(self.w)
 
+    def spikingjelly_node(self, neuron, common: dict):
+        node = neuron.ParametricLIFNode(init_tau=2.0, decay_input=self.decay_input, **common)
+        node.w = self.w  # share our parameter: one source of truth for tau
+        return node
+
 
 @register("neuron", "if")
 class IF(SpikingNeuron):
     """Integrate-and-fire: no leak, ``h_t = v_{t-1} + x_t``."""
+
+    fused = True
 
     def __init__(self, *, v_threshold: float = 1.0, v_reset: float | None = 0.0,
                  detach_reset: bool = True, surrogate: str = "sigmoid",
@@ -104,3 +85,6 @@ class IF(SpikingNeuron):
 
     def leak(self) -> float:
         return 0.0
+
+    def spikingjelly_node(self, neuron, common: dict):
+        return neuron.IFNode(**common)

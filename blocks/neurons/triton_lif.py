@@ -19,7 +19,7 @@ the time loop is unrolled and each new T compiles once (about a second).
 Launches run on the input's device (a device guard), on its current stream.
 
 fp32 or bf16/fp16 inputs; the membrane arithmetic is fp32 in the order of
-:func:`blocks.neurons.lif.reference_multistep`, without fused multiply-adds, so the spikes
+:func:`blocks.neurons.reference.reference_multistep`, without fused multiply-adds, so the spikes
 are bit-identical to the reference. CUDA tensors compile for the GPU; CPU tensors run in
 Triton's interpreter when the process starts with ``TRITON_INTERPRET=1`` (slow: tests
 only), and otherwise fail with a message that names the ``backend`` field.
