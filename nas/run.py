@@ -88,6 +88,7 @@ def _init_ray(cfg: StudyConfig) -> None:
             remove_dead_sessions(Path(os.environ["RAY_TMPDIR"]))
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                      log_to_driver=False)
+            mark_session(_session_dir())
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
         where = f"the Ray cluster at {cfg.ray_address!r}" if cfg.ray_address else "a local Ray"
         raise StudyError(f"{cfg.source}: ray_address: cannot start or reach {where}: {one_line(err)}"
@@ -114,16 +115,26 @@ def _probe(address: str, attempts: int = 3, timeout: float = 2.0) -> None:
             time.sleep(1.0)
 
 
+SESSION_MARKER = "spiking-mlp-nas.pid"  # written into the session folder of a Ray we start
+
+
+def mark_session(session: str | Path) -> None:
+    """Mark a local Ray's session folder as ours: the pid of the driver that started it."""
+    (Path(session) / SESSION_MARKER).write_text(f"{os.getpid()}\n")
+
+
 def remove_dead_sessions(tmpdir: Path) -> list[Path]:
-    """Delete the session folders (logs) of local Rays whose driver is gone, e.g. killed:
-    a session is named after the pid of the process that started it."""
+    """Delete the session folders (logs) of local Rays that a driver of ours started
+    (:func:`mark_session`) and that is gone, e.g. killed. A session without our marker
+    (``ray start``, another program) is never touched, whatever its name says."""
     gone = []
     for d in sorted(tmpdir.glob("ray/session_2*")):
-        pid = d.name.rsplit("_", 1)[-1]
-        if not pid.isdigit():
-            continue
         try:
-            os.kill(int(pid), 0)
+            pid = int((d / SESSION_MARKER).read_text().strip())
+        except (OSError, ValueError):
+            continue  # not ours
+        try:
+            os.kill(pid, 0)
         except ProcessLookupError:
             shutil.rmtree(d, ignore_errors=True)
             gone.append(d)
@@ -132,15 +143,21 @@ def remove_dead_sessions(tmpdir: Path) -> list[Path]:
     return gone
 
 
+def _session_dir() -> str | None:
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    return node.get_session_dir_path() if node is not None else None
+
+
 def _stop_local_ray() -> None:
     """Shut down the local Ray this run started and delete its session folder (its logs;
     the trials' results are in the study's run folder), so that runs leave nothing in /tmp."""
     import ray
 
-    node = getattr(ray._private.worker, "_global_node", None)
-    session = node.get_session_dir_path() if node is not None else None
+    session = _session_dir()
     ray.shutdown()
-    if session:
+    if session and (Path(session) / SESSION_MARKER).is_file():
         shutil.rmtree(session, ignore_errors=True)
 
 
