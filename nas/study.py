@@ -327,13 +327,14 @@ class StudyConfig(_Strict):
     def open_storage(self, create: bool = True):
         """The study's Optuna storage; the default one (in the run folder) is created when
         ``create``, else its absence is an error saying to run the study first."""
-        from .search.storage import StorageError, file_path, make_storage
+        from .search.storage import StorageError, check_storage_file, file_path, make_storage
 
         path = file_path(self.storage_url)
-        if not create and path is not None and not path.is_file():
-            raise StudyError(f"{self.source}: no study {self.name!r} has run yet (no {path}); "
-                             f"run it first: python -m nas.run {self.source}")
         try:
+            check_storage_file(self.storage_url)  # before Optuna touches it
+            if not create and path is not None and not path.is_file():
+                raise StudyError(f"{self.source}: no study {self.name!r} has run yet (no {path}); "
+                                 f"run it first: python -m nas.run {self.source}")
             return make_storage(self.storage_url, create_folder=self.storage is None)
         except StorageError as err:
             raise StudyError(f"{self.source}: {err}") from None

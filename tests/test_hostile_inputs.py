@@ -1,0 +1,44 @@
+"""Hostile and broken inputs outside study files (tests/hostile.py): each command exits
+2 with one ``error:`` line naming the file or flag, the field and what is allowed; never a
+traceback, never a hang, and a command that only reads writes nothing."""
+import importlib
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/hostile.py
+from hostile import CASES  # noqa: E402
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in folder.rglob("*")}
+
+
+def test_the_corpus_is_large():
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_hostile_input_is_one_line(name, tmp_path, capsys, monkeypatch):
+    c = CASES[name]
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    argv = c.build(inputs)
+    before = snapshot(inputs)
+    monkeypatch.chdir(tmp_path)  # anything written by default lands here, not in the checkout
+    started = time.time()
+    code = importlib.import_module(c.module).main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.match(r"(nas\.\w+: )?error: ", err) and err.count("\n") == 1, err
+    assert c.expect in err, err
+    assert time.time() - started < 20
+    after = snapshot(inputs)
+    assert {k: v for k, v in after.items() if k in before} == before  # inputs untouched
+    if c.read_only:
+        assert after == before and sorted(os.listdir(tmp_path)) == ["in"], after
