@@ -174,6 +174,10 @@ def ray_session(cfg: StudyConfig):
     finally:
         if mine and not cfg.ray_address:
             _stop_local_ray()
+        from .cache import cache_dir
+        from .training.trainable import remove_orphan_trial_dirs
+
+        remove_orphan_trial_dirs(cache_dir("trials"))  # a paused race trial's, its worker gone
 
 
 def check_resources(cfg: StudyConfig) -> None:

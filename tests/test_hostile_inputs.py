@@ -42,3 +42,23 @@ def test_a_hostile_input_is_one_line(name, tmp_path, capsys, monkeypatch):
     assert {k: v for k, v in after.items() if k in before} == before  # inputs untouched
     if c.read_only:
         assert after == before and sorted(os.listdir(tmp_path)) == ["in"], after
+
+
+def test_a_race_trial_folder_is_ours_and_removed(tmp_path, monkeypatch):
+    """Not in the system's temporary folder: in our cache folder, removed when the trial
+    ends, or by a later trial once its process is gone."""
+    import subprocess
+
+    from nas.training.trainable import _PausableReport, remove_orphan_trial_dirs
+
+    monkeypatch.setenv("SPIKING_MLP_NAS_CACHE", str(tmp_path))
+    report = _PausableReport([1])
+    folder = Path(report.checkpoint_dir)
+    assert folder.parent == tmp_path / "trials" and folder.is_dir()
+    report.close()
+    assert not folder.exists()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan, live = tmp_path / "trials" / f"nas-trial-{dead.pid}-x", tmp_path / "trials" / f"nas-trial-{os.getpid()}-y"
+    orphan.mkdir(), live.mkdir()
+    assert remove_orphan_trial_dirs(tmp_path / "trials") == [orphan] and live.is_dir()

@@ -1,0 +1,22 @@
+"""Where this project keeps files it can make again: one folder of ours, never the user's
+data folder nor the system's temporary folder.
+
+``$SPIKING_MLP_NAS_CACHE`` if set, else ``$XDG_CACHE_HOME/spiking-mlp-nas``, else
+``~/.cache/spiking-mlp-nas``. Below it: ``data/`` (decoded small image folders, keyed by the
+path, size and mtime of every image) and ``trials/`` (a paused race trial's checkpoint while
+it runs; removed when the trial ends). Deleting the folder is always safe.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "SPIKING_MLP_NAS_CACHE"
+
+
+def cache_dir(*parts: str) -> Path:
+    """The cache folder (or a path below it); not created here."""
+    root = os.environ.get(CACHE_ENV)
+    if not root:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "spiking-mlp-nas"
+    return Path(root).expanduser().joinpath(*parts)
