@@ -20,3 +20,20 @@ def cache_dir(*parts: str) -> Path:
     if not root:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "spiking-mlp-nas"
     return Path(root).expanduser().joinpath(*parts)
+
+
+def remove_if_owner_gone(folders: dict[Path, int]) -> list[Path]:
+    """Delete each folder of ours whose owner process (``{folder: pid}``, this host) is
+    gone; returns those deleted."""
+    import shutil
+
+    gone = []
+    for folder, pid in folders.items():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(folder)
+        except PermissionError:
+            pass  # alive, someone else's
+    return gone

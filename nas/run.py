@@ -18,6 +18,7 @@ from pathlib import Path
 
 from blocks.config import one_line
 
+from .cache import remove_if_owner_gone
 from .search.cluster import check_results_storage, ray_storage_path, remove_ray_results, warn_if_not_shared
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
@@ -127,20 +128,13 @@ def remove_dead_sessions(tmpdir: Path) -> list[Path]:
     """Delete the session folders (logs) of local Rays that a driver of ours started
     (:func:`mark_session`) and that is gone, e.g. killed. A session without our marker
     (``ray start``, another program) is never touched, whatever its name says."""
-    gone = []
+    owners = {}
     for d in sorted(tmpdir.glob("ray/session_2*")):
         try:
-            pid = int((d / SESSION_MARKER).read_text().strip())
+            owners[d] = int((d / SESSION_MARKER).read_text().strip())
         except (OSError, ValueError):
             continue  # not ours
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
-            gone.append(d)
-        except PermissionError:
-            pass
-    return gone
+    return remove_if_owner_gone(owners)
 
 
 def _session_dir() -> str | None:

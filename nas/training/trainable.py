@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..cache import cache_dir
+from ..cache import cache_dir, remove_if_owner_gone
 from ..search.results import pack_correct
 from ..study import StudyConfig
 from ..train import train
@@ -74,21 +74,8 @@ class _PausableReport:
 
 def remove_orphan_trial_dirs(parent: Path) -> list[Path]:
     """Trial folders (``nas-trial-<pid>-*``, ours by their place) whose process is gone."""
-    import shutil
-
-    gone = []
-    for d in parent.glob("nas-trial-*-*"):
-        pid = d.name.split("-")[2]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
-            gone.append(d)
-        except PermissionError:
-            pass
-    return gone
+    pids = {d: d.name.split("-")[2] for d in parent.glob("nas-trial-*-*")}
+    return remove_if_owner_gone({d: int(pid) for d, pid in pids.items() if pid.isdigit()})
 
 
 def where() -> dict:
