@@ -136,6 +136,8 @@ class ArchConfig(BaseModel):
                 stride = registry.get("encoder", st.encoder.name).factory.stride(**st.encoder.params)
             except KeyError as err:
                 raise ValueError(f"stages.{i}.encoder.name: {str(err).strip(chr(34))}") from None
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"stages.{i}.encoder.{str(err).strip(chr(34))}") from None
             if grid % stride:
                 raise ValueError(
                     f"stages.{i}.encoder: a grid of {grid} does not divide by its stride "
@@ -150,7 +152,7 @@ class ArchConfig(BaseModel):
         for st in self.stages:
             try:
                 total *= registry.get("encoder", st.encoder.name).factory.stride(**st.encoder.params)
-            except KeyError:
+            except (KeyError, TypeError, ValueError):
                 pass
         return total
 
