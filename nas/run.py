@@ -20,7 +20,8 @@ from blocks.config import one_line
 
 from .cache import remove_if_owner_gone
 from .search.cluster import check_results_storage, ray_storage_path, remove_ray_results, warn_if_not_shared
-from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
+from .study import (StudyConfig, StudyError, add_common_flags, load_study_from_args, output_folder,
+                    run_command)
 
 
 def open_study(cfg: StudyConfig, space, fresh: bool = False):
@@ -339,6 +340,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     from .search.storage import budget_used
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    output_folder(cfg.run_dir, "runs_dir", cfg.source)
     space = cfg.load_space()
     check_results_storage(cfg)
     if not cfg.ray_address:
