@@ -447,13 +447,14 @@ def parse_set(text: str) -> Override:
     """``--set data.root=DIR``: a dotted study field and a YAML value."""
     field, sep, raw = text.partition("=")
     field = field.strip()
+    shown = text if len(text) <= 100 and "\n" not in text else repr(text[:60])[1:-1] + " ..."
     if not sep or not field or any(not p for p in field.split(".")):
-        raise StudyError(f"--set {text}: expected FIELD=VALUE with a dotted field, "
+        raise StudyError(f"--set {shown}: expected FIELD=VALUE with a dotted field, "
                          "e.g. --set data.root=DIR or --set resources.gpu=0")
     try:
         value = load_yaml_text(raw) if raw.strip() else None
     except (yaml.YAMLError, RecursionError) as err:
-        raise StudyError(f"--set {text}: the value is not valid YAML: {one_line(err)}") from None
+        raise StudyError(f"--set {shown}: the value is not valid YAML: {one_line(err)}") from None
     return Override(field, value, f"--set {text}")
 
 

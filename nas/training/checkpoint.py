@@ -41,7 +41,7 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch.load raises many kinds for a bad file
-        if "Weights only load failed" in str(err):
+        if "allowed global" in str(err) or "Unsupported global" in str(err):
             raise CheckpointError(f"{path}: refused: it holds Python objects other than tensors "
                                   "and plain data (not loaded, nothing of it ran); allowed: a "
                                   "best.pt/last.pt written by nas.train") from None

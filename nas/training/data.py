@@ -327,7 +327,10 @@ def _open_image(p: Path) -> Image.Image:
     """An image file opened (header read, pixels not yet), or one DataError line naming it."""
     try:
         im = Image.open(p)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{p}: {one_line(err).rstrip('.')} (a decompression bomb?); allowed: up "
+                        f"to {MAX_IMAGE_PIXELS:,} pixels") from None
+    except (OSError, ValueError, SyntaxError) as err:
         raise DataError(f"{p}: not a readable image ({one_line(err)}); allowed: image files "
                         "that PIL opens (remove or replace this one)") from None
     if im.width * im.height > MAX_IMAGE_PIXELS:
