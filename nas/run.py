@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -20,8 +21,8 @@ from blocks.config import one_line
 
 from .cache import remove_if_owner_gone
 from .search.cluster import check_results_storage, ray_storage_path, remove_ray_results, warn_if_not_shared
-from .study import (StudyConfig, StudyError, add_common_flags, load_study_from_args, output_folder,
-                    run_command)
+from .study import (Override, StudyConfig, StudyError, add_common_flags, load_study_from_args,
+                    output_folder, overrides_from_args, run_command)
 
 
 def open_study(cfg: StudyConfig, space, fresh: bool = False):
@@ -272,19 +273,23 @@ def check_data_and_space(cfg: StudyConfig, space) -> None:
                              "check the bounds of its widths")
 
 
-def _command(module: str, cfg: StudyConfig, smoke: bool) -> str:
-    flags = " --smoke-test" if smoke else ""
-    if cfg.storage:
-        flags += f" --storage {cfg.storage}"
-    return f"python -m {module} {cfg.source}{flags}"
+def _command(module: str, cfg: StudyConfig, smoke: bool, overrides: list[Override]) -> str:
+    """The command line of ``module`` on this study, with the overrides this run used (so
+    that it names the same study when pasted), quoted for a POSIX shell."""
+    words = ["python", "-m", module, str(cfg.source)] + (["--smoke-test"] if smoke else [])
+    for o in overrides:
+        flag, _, value = o.flag.partition(" ")
+        words += [flag, value]
+    return " ".join(shlex.quote(w) for w in words)
 
 
-def print_next_steps(cfg: StudyConfig, smoke: bool) -> None:
+def print_next_steps(cfg: StudyConfig, smoke: bool, overrides: list[Override] = ()) -> None:
+    over = list(overrides)
     print(f"\nThe study {cfg.name!r} lives in {cfg.storage_url}. Next:\n"
-          f"  optuna-dashboard {cfg.storage_url}      # watch or browse it\n"
-          f"  {_command('nas.export', cfg, smoke)}      # the best architectures as YAML\n"
-          f"  {_command('nas.report', cfg, smoke)}      # figures and summary.md\n"
-          f"  {_command('nas.run', cfg, smoke)} --fresh      # start it over", flush=True)
+          f"  optuna-dashboard {shlex.quote(cfg.storage_url)}      # watch or browse it\n"
+          f"  {_command('nas.export', cfg, smoke, over)}      # the best architectures as YAML\n"
+          f"  {_command('nas.report', cfg, smoke, over)}      # figures and summary.md\n"
+          f"  {_command('nas.run', cfg, smoke, over)} --fresh      # start it over", flush=True)
 
 
 def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining: int) -> None:
@@ -329,8 +334,10 @@ def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining:
         searcher.heartbeat.stop()
 
 
-def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
-    """Run (or continue) the study; returns the Optuna study."""
+def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False,
+        overrides: list[Override] = ()) -> "object":
+    """Run (or continue) the study; returns the Optuna study. ``overrides``: the command
+    line's, repeated in the commands printed at the end."""
     import optuna
 
     from .search import prefilter
@@ -375,7 +382,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     if prefilter.funnel_line(study):
         print(prefilter.funnel_line(study), flush=True)
     print_summary(study, cfg)
-    print_next_steps(cfg, smoke)
+    print_next_steps(cfg, smoke, overrides)
     return study
 
 
@@ -384,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     add_common_flags(ap)
     ap.add_argument("--fresh", action="store_true", help="delete the stored study and start over")
     args = ap.parse_args(argv)
-    return run_command(lambda: run(load_study_from_args(args), fresh=args.fresh, smoke=args.smoke_test))
+    return run_command(lambda: run(load_study_from_args(args), fresh=args.fresh, smoke=args.smoke_test,
+                                   overrides=overrides_from_args(args)))
 
 
 if __name__ == "__main__":

@@ -73,3 +73,24 @@ def test_a_fifo_in_a_class_folder_is_skipped_not_read_forever(tmp_path):
     os.mkfifo(root / "train" / "a" / "a9.png")  # reading it would block: it is not a file
     data = load_data(DataConfig(name="imagefolder", root=str(root), val_fraction=0.0))
     assert data.sizes["train"] == 6 and not list(root.rglob(".*"))
+
+
+def test_the_next_commands_repeat_the_overrides(tmp_path, capsys):
+    """Pasted, they name the same study: its --storage and every --set, quoted."""
+    import shlex
+
+    from hostile import study
+
+    from nas.run import print_next_steps
+    from nas.study import load_study, overrides_from_args, parse_set
+
+    path = study(tmp_path)
+    args = type("Args", (), {"storage": f"sqlite:///{tmp_path}/my db.db", "set": ["data.subset=32", "fidelity.max_steps_per_epoch=3"]})()
+    overrides = overrides_from_args(args)
+    cfg = load_study(path, overrides)
+    print_next_steps(cfg, smoke=False, overrides=overrides)
+    export = next(line for line in capsys.readouterr().out.splitlines() if "nas.export" in line)
+    words = shlex.split(export.split("#")[0])
+    assert words[:4] == ["python", "-m", "nas.export", path]
+    assert words[4:] == ["--storage", args.storage, "--set", "data.subset=32", "--set", "fidelity.max_steps_per_epoch=3"]
+    assert [parse_set(words[i + 1]).value for i in (6, 8)] == [32, 3]
