@@ -136,6 +136,8 @@ class ArchConfig(BaseModel):
                 stride = registry.get("encoder", st.encoder.name).factory.stride(**st.encoder.params)
             except KeyError as err:
                 raise ValueError(f"stages.{i}.encoder.name: {str(err).strip(chr(34))}") from None
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"stages.{i}.encoder.{str(err).strip(chr(34))}") from None
             if grid % stride:
                 raise ValueError(
                     f"stages.{i}.encoder: a grid of {grid} does not divide by its stride "
@@ -150,7 +152,7 @@ class ArchConfig(BaseModel):
         for st in self.stages:
             try:
                 total *= registry.get("encoder", st.encoder.name).factory.stride(**st.encoder.params)
-            except KeyError:
+            except (KeyError, TypeError, ValueError):
                 pass
         return total
 
@@ -195,6 +197,48 @@ def _mapping(loader: StrictLoader, node: yaml.MappingNode) -> dict:
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+MAX_YAML_NODES = 100_000  # a document that expands past this through aliases is refused
+
+
+def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes ``node`` becomes once its aliases are expanded (shared nodes counted
+    each time they are used, as construction would copy them into the data)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = MAX_YAML_NODES + 1  # a node that contains itself never ends
+    children = node.value if isinstance(node, yaml.SequenceNode) else (
+        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
+    total = 1
+    for child in children:
+        total += _expanded(child, sizes)
+        if total > MAX_YAML_NODES:
+            break
+    sizes[id(node)] = total
+    return total
+
+
+def load_yaml_text(text: str) -> Any:
+    """Safe, strict YAML (no duplicate key) whose aliases expand to at most
+    ``MAX_YAML_NODES`` nodes, checked before any object is built (an alias bomb of a few
+    hundred bytes would otherwise fill the memory)."""
+    loader = StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            size = _expanded(node, {})
+        except RecursionError:
+            size = MAX_YAML_NODES + 1
+        if size > MAX_YAML_NODES:
+            raise yaml.YAMLError(f"the document expands to more than {MAX_YAML_NODES:,} nodes "
+                                 "through its aliases (&anchor / *alias); allowed: a plain "
+                                 "document, aliases that stay small")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: Path, error: type[Exception]) -> Any:
     """A YAML file's content (UTF-8, a BOM allowed, no duplicate keys); ``error`` with one
     line naming the file if it cannot be read."""
@@ -205,8 +249,8 @@ def read_yaml(path: Path, error: type[Exception]) -> Any:
     except OSError as err:
         raise error(f"{path}: cannot be read: {err.strerror or err}") from None
     try:
-        return yaml.load(text, Loader=StrictLoader)
-    except yaml.YAMLError as err:
+        return load_yaml_text(text)
+    except (yaml.YAMLError, RecursionError) as err:
         raise error(f"{path}: not valid YAML: {one_line(err)}") from None
 
 

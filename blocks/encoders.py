@@ -28,12 +28,13 @@ class PatchEncoder(nn.Module):
 
     @staticmethod
     def stride(patch_size: int = 4, **_) -> int:
-        return int(patch_size)
+        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+            raise ValueError(f"patch_size: {patch_size!r}; allowed: a whole number >= 1")
+        return patch_size
 
     @staticmethod
     def check_config(patch_size: int = 4, norm: str = "bn", **_) -> None:
-        if int(patch_size) < 1:
-            raise ValueError(f"patch_size: must be >= 1, got {patch_size}")
+        PatchEncoder.stride(patch_size)
         if norm not in ("bn", "gn"):
             raise ValueError(f"norm: unknown {norm!r}; allowed: bn, gn")
 

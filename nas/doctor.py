@@ -163,6 +163,8 @@ def check_compilers(device: torch.device) -> str:
 def check_ray(address: str | None, device: torch.device) -> str:
     import ray
 
+    from .run import _session_dir, _stop_local_ray, mark_session
+
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = not ray.is_initialized()
@@ -174,12 +176,13 @@ def check_ray(address: str | None, device: torch.device) -> str:
                 os.environ.setdefault("RAY_TMPDIR", "/tmp/ray")
                 ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                          log_to_driver=False)
+                mark_session(_session_dir())
         res = ray.cluster_resources()
     except Exception as err:
         raise Failure(f"Ray at {address or 'local'}: {_one_line(err)}") from None
     finally:
         if started and ray.is_initialized():
-            ray.shutdown()
+            _stop_local_ray()  # removes the session folder only when marked ours
     cpus, gpus = res.get("CPU", 0), res.get("GPU", 0)
     if device.type == "cuda" and not gpus:
         raise Failure(f"Ray at {address or 'local'} sees {cpus:g} CPUs and no GPU: trials would not get one")

@@ -18,7 +18,8 @@ import yaml
 
 import blocks
 
-from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
+from .study import (StudyConfig, StudyError, add_common_flags, load_study_from_args, output_folder,
+                    run_command)
 
 
 def load_existing_study(cfg: StudyConfig):
@@ -148,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         cfg = load_study_from_args(args)
-        out = Path(args.out or cfg.export.out or cfg.run_dir / "export")
+        if args.top is not None and args.top < 1:
+            raise StudyError(f"--top: {args.top}; allowed: a whole number >= 1")
+        out = output_folder(Path(args.out or cfg.export.out or cfg.run_dir / "export"),
+                            "--out" if args.out else "export.out", cfg.source)
         if args.stage:
             export_stage(cfg, args.stage, args.top or cfg.export.top, out)
         else:

@@ -131,9 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         meta = None
         over = {} if args.T is None else {"T": args.T}
         if args.checkpoint:
-            from .training.checkpoint import load_weights, read_checkpoint
+            from .training.checkpoint import CheckpointError, load_weights, read_checkpoint
 
-            state = read_checkpoint(args.checkpoint)
+            try:
+                state = read_checkpoint(args.checkpoint)
+            except CheckpointError as err:
+                raise ValueError(f"--checkpoint: {err}") from None
             meta = {k: v for k, v in state.items() if k in ("data", "arch", "epoch", "best_val_acc")}
             source = args.arch_config or args.arch or state["arch"]
             model = blocks.build(source, **over)

@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from .search.results import config_label
-from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
+from .study import (StudyConfig, StudyError, add_common_flags, load_study_from_args, output_folder,
+                    run_command)
 
 FIGURES = ("ablation", "intervals", "effects", "accuracy_energy", "accuracy_params", "firing_rates",
            "token_mixing", "learning_curves", "zero_cost")
@@ -581,7 +582,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_study_from_args(args)
         if args.checkpoint and not Path(args.checkpoint).is_file():
             raise StudyError(f"--checkpoint: no such file: {args.checkpoint}")
-        report(cfg, Path(args.out or cfg.run_dir / "report"), args.checkpoint, args.images, args.block)
+        out = output_folder(Path(args.out or cfg.run_dir / "report"),
+                            "--out" if args.out else "runs_dir", cfg.source)
+        report(cfg, out, args.checkpoint, args.images, args.block)
 
     return run_command(body)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -18,8 +19,10 @@ from pathlib import Path
 
 from blocks.config import one_line
 
+from .cache import remove_if_owner_gone
 from .search.cluster import check_results_storage, ray_storage_path, remove_ray_results, warn_if_not_shared
-from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
+from .study import (Override, StudyConfig, StudyError, add_common_flags, load_study_from_args,
+                    output_folder, overrides_from_args, run_command)
 
 
 def open_study(cfg: StudyConfig, space, fresh: bool = False):
@@ -88,6 +91,7 @@ def _init_ray(cfg: StudyConfig) -> None:
             remove_dead_sessions(Path(os.environ["RAY_TMPDIR"]))
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                      log_to_driver=False)
+            mark_session(_session_dir())
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
         where = f"the Ray cluster at {cfg.ray_address!r}" if cfg.ray_address else "a local Ray"
         raise StudyError(f"{cfg.source}: ray_address: cannot start or reach {where}: {one_line(err)}"
@@ -114,22 +118,32 @@ def _probe(address: str, attempts: int = 3, timeout: float = 2.0) -> None:
             time.sleep(1.0)
 
 
+SESSION_MARKER = "spiking-mlp-nas.pid"  # written into the session folder of a Ray we start
+
+
+def mark_session(session: str | Path) -> None:
+    """Mark a local Ray's session folder as ours: the pid of the driver that started it."""
+    (Path(session) / SESSION_MARKER).write_text(f"{os.getpid()}\n")
+
+
 def remove_dead_sessions(tmpdir: Path) -> list[Path]:
-    """Delete the session folders (logs) of local Rays whose driver is gone, e.g. killed:
-    a session is named after the pid of the process that started it."""
-    gone = []
+    """Delete the session folders (logs) of local Rays that a driver of ours started
+    (:func:`mark_session`) and that is gone, e.g. killed. A session without our marker
+    (``ray start``, another program) is never touched, whatever its name says."""
+    owners = {}
     for d in sorted(tmpdir.glob("ray/session_2*")):
-        pid = d.name.rsplit("_", 1)[-1]
-        if not pid.isdigit():
-            continue
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
-            gone.append(d)
-        except PermissionError:
-            pass
-    return gone
+            owners[d] = int((d / SESSION_MARKER).read_text().strip())
+        except (OSError, ValueError):
+            continue  # not ours
+    return remove_if_owner_gone(owners)
+
+
+def _session_dir() -> str | None:
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    return node.get_session_dir_path() if node is not None else None
 
 
 def _stop_local_ray() -> None:
@@ -137,10 +151,9 @@ def _stop_local_ray() -> None:
     the trials' results are in the study's run folder), so that runs leave nothing in /tmp."""
     import ray
 
-    node = getattr(ray._private.worker, "_global_node", None)
-    session = node.get_session_dir_path() if node is not None else None
+    session = _session_dir()
     ray.shutdown()
-    if session:
+    if session and (Path(session) / SESSION_MARKER).is_file():
         shutil.rmtree(session, ignore_errors=True)
 
 
@@ -157,6 +170,10 @@ def ray_session(cfg: StudyConfig):
     finally:
         if mine and not cfg.ray_address:
             _stop_local_ray()
+        from .cache import cache_dir
+        from .training.trainable import remove_orphan_trial_dirs
+
+        remove_orphan_trial_dirs(cache_dir("trials"))  # a paused race trial's, its worker gone
 
 
 def check_resources(cfg: StudyConfig) -> None:
@@ -273,19 +290,23 @@ def design_points(cfg: StudyConfig, space, study) -> list[dict]:
     return design.points
 
 
-def _command(module: str, cfg: StudyConfig, smoke: bool) -> str:
-    flags = " --smoke-test" if smoke else ""
-    if cfg.storage:
-        flags += f" --storage {cfg.storage}"
-    return f"python -m {module} {cfg.source}{flags}"
+def _command(module: str, cfg: StudyConfig, smoke: bool, overrides: list[Override]) -> str:
+    """The command line of ``module`` on this study, with the overrides this run used (so
+    that it names the same study when pasted), quoted for a POSIX shell."""
+    words = ["python", "-m", module, str(cfg.source)] + (["--smoke-test"] if smoke else [])
+    for o in overrides:
+        flag, _, value = o.flag.partition(" ")
+        words += [flag, value]
+    return " ".join(shlex.quote(w) for w in words)
 
 
-def print_next_steps(cfg: StudyConfig, smoke: bool) -> None:
+def print_next_steps(cfg: StudyConfig, smoke: bool, overrides: list[Override] = ()) -> None:
+    over = list(overrides)
     print(f"\nThe study {cfg.name!r} lives in {cfg.storage_url}. Next:\n"
-          f"  optuna-dashboard {cfg.storage_url}      # watch or browse it\n"
-          f"  {_command('nas.export', cfg, smoke)}      # the best architectures as YAML\n"
-          f"  {_command('nas.report', cfg, smoke)}      # figures and summary.md\n"
-          f"  {_command('nas.run', cfg, smoke)} --fresh      # start it over", flush=True)
+          f"  optuna-dashboard {shlex.quote(cfg.storage_url)}      # watch or browse it\n"
+          f"  {_command('nas.export', cfg, smoke, over)}      # the best architectures as YAML\n"
+          f"  {_command('nas.report', cfg, smoke, over)}      # figures and summary.md\n"
+          f"  {_command('nas.run', cfg, smoke, over)} --fresh      # start it over", flush=True)
 
 
 def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining: int) -> None:
@@ -330,8 +351,10 @@ def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining:
         searcher.heartbeat.stop()
 
 
-def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
-    """Run (or continue) the study; returns the Optuna study."""
+def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False,
+        overrides: list[Override] = ()) -> "object":
+    """Run (or continue) the study; returns the Optuna study. ``overrides``: the command
+    line's, repeated in the commands printed at the end."""
     import optuna
 
     from .analysis.effects import print_end_of_run
@@ -342,6 +365,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
     from .search.storage import budget_used
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    output_folder(cfg.run_dir, "runs_dir", cfg.source)
     space = cfg.load_space()
     check_results_storage(cfg)
     if not cfg.ray_address:
@@ -377,7 +401,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
         print(prefilter.funnel_line(study), flush=True)
     print_summary(study, cfg)
     print_end_of_run(study, cfg)
-    print_next_steps(cfg, smoke)
+    print_next_steps(cfg, smoke, overrides)
     return study
 
 
@@ -386,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     add_common_flags(ap)
     ap.add_argument("--fresh", action="store_true", help="delete the stored study and start over")
     args = ap.parse_args(argv)
-    return run_command(lambda: run(load_study_from_args(args), fresh=args.fresh, smoke=args.smoke_test))
+    return run_command(lambda: run(load_study_from_args(args), fresh=args.fresh, smoke=args.smoke_test,
+                                   overrides=overrides_from_args(args)))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Command-line flags override fields (:func:`apply_overrides`).
 """
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -16,7 +17,7 @@ import yaml
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from blocks.config import format_errors, one_line, read_mapping
+from blocks.config import format_errors, load_yaml_text, one_line, read_mapping
 
 from .training.data import DataConfig
 from .training.lineage import check_stages
@@ -339,7 +340,7 @@ class StudyConfig(_Strict):
         base = Path(self.runs_dir)
         if not base.is_absolute() and self.source:
             base = Path.cwd() / base
-        return (base / self.name).resolve()
+        return _resolved(base / self.name)
 
     @property
     def storage_url(self) -> str:
@@ -348,13 +349,14 @@ class StudyConfig(_Strict):
     def open_storage(self, create: bool = True):
         """The study's Optuna storage; the default one (in the run folder) is created when
         ``create``, else its absence is an error saying to run the study first."""
-        from .search.storage import StorageError, file_path, make_storage
+        from .search.storage import StorageError, check_storage_file, file_path, make_storage
 
         path = file_path(self.storage_url)
-        if not create and path is not None and not path.is_file():
-            raise StudyError(f"{self.source}: no study {self.name!r} has run yet (no {path}); "
-                             f"run it first: python -m nas.run {self.source}")
         try:
+            check_storage_file(self.storage_url)  # before Optuna touches it
+            if not create and path is not None and not path.is_file():
+                raise StudyError(f"{self.source}: no study {self.name!r} has run yet (no {path}); "
+                                 f"run it first: python -m nas.run {self.source}")
             return make_storage(self.storage_url, create_folder=self.storage is None)
         except StorageError as err:
             raise StudyError(f"{self.source}: {err}") from None
@@ -389,11 +391,20 @@ def _absolute_url(url: str, base: Path) -> str:
     return url
 
 
+def _resolved(p: Path) -> Path:
+    """``p`` resolved; a symbolic-link loop is left as it is, reported where it is used
+    (:func:`output_folder`)."""
+    try:
+        return p.resolve()
+    except (RuntimeError, OSError):
+        return Path(os.path.abspath(p))
+
+
 def _absolute(path: Any, base: Path) -> Any:
     if not isinstance(path, str) or not path:
         return path
     p = Path(path).expanduser()
-    return str(p if p.is_absolute() else (base / p).resolve())
+    return str(p if p.is_absolute() else _resolved(base / p))
 
 
 def _stage_paths(stage: Any, base: Path) -> Any:
@@ -457,13 +468,14 @@ def parse_set(text: str) -> Override:
     """``--set data.root=DIR``: a dotted study field and a YAML value."""
     field, sep, raw = text.partition("=")
     field = field.strip()
+    shown = text if len(text) <= 100 and "\n" not in text else repr(text[:60])[1:-1] + " ..."
     if not sep or not field or any(not p for p in field.split(".")):
-        raise StudyError(f"--set {text}: expected FIELD=VALUE with a dotted field, "
+        raise StudyError(f"--set {shown}: expected FIELD=VALUE with a dotted field, "
                          "e.g. --set data.root=DIR or --set resources.gpu=0")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as err:
-        raise StudyError(f"--set {text}: the value is not valid YAML: {one_line(err)}") from None
+        value = load_yaml_text(raw) if raw.strip() else None
+    except (yaml.YAMLError, RecursionError) as err:
+        raise StudyError(f"--set {shown}: the value is not valid YAML: {one_line(err)}") from None
     return Override(field, value, f"--set {text}")
 
 
@@ -542,6 +554,18 @@ def add_common_flags(ap) -> None:
     ap.add_argument("--trials", type=int, help="trials: the study's total number of trials")
     ap.add_argument("--epochs", type=int, help="fidelity.max_epochs")
     ap.add_argument("--concurrency", type=int, help="concurrency: trials at once")
+
+
+def output_folder(path: Path, field: str, source: str | None) -> Path:
+    """``path`` if a command may write its outputs there, else a StudyError naming the
+    field or flag (a file, a symbolic-link loop, a parent not writable); creates nothing."""
+    from .cache import folder_problem
+
+    why = folder_problem(path)
+    if why:
+        where = f"{source}: {field}" if source and not field.startswith("--") else field
+        raise StudyError(f"{where}: {path}: {why}; allowed: a folder that can be created and written")
+    return path
 
 
 def run_command(body: Callable[[], object]) -> int:

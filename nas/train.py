@@ -30,10 +30,12 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
+from blocks.config import one_line
 from blocks.neurons import BACKENDS
 from blocks.neurons.backends import why_not
 
-from .training.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .cache import folder_problem
+from .training.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from .training.data import SOURCES, Data, DataConfig, DataError, load_data
 from .training.finetune import InitError, InitFrom, freeze, init_weights
 
@@ -229,10 +231,11 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
     history: list[dict] = []
     best_val, first_epoch, prior_seconds = -1.0, 0, 0.0
     if ckpt_dir is not None and (ckpt_dir / "last.pt").is_file():
-        state = read_checkpoint(ckpt_dir / "last.pt", device)
+        state = read_checkpoint(ckpt_dir / "last.pt", device, resume=True)
         if state["arch"] != arch_dict:
-            raise ValueError(f"{ckpt_dir / 'last.pt'} holds another architecture "
-                             f"({state['arch'].get('name')!r}); use a fresh checkpoint directory")
+            raise CheckpointError(f"{ckpt_dir / 'last.pt'}: holds another architecture "
+                                  f"({state['arch'].get('name')!r}); allowed: a fresh checkpoint "
+                                  "directory, or this run's own")
         model.load_state_dict(state["model"])
         for obj, saved in zip(optimizers + schedulers, state["optimizers"] + state["schedulers"]):
             obj.load_state_dict(saved)
@@ -478,6 +481,12 @@ def _configs(args: argparse.Namespace):
         device = resolve_device(cfg.device)
     except ValueError as err:
         raise _UsageError("--device", str(err)) from None
+    if data.image_size is not None:
+        try:
+            blocks.load_config(arch, image_size=data.image_size)
+        except blocks.ConfigError as err:
+            raise _UsageError("--image-size" if args.image_size else "--arch-config: recipe.data.image_size",
+                              f"{data.image_size}: {one_line(err)}") from None
     if args.neuron_backend is not None:
         arch = blocks.with_neuron_backend(arch, args.neuron_backend)
     for field, backend in blocks.neuron_backends(arch).items():  # the flag's, or the file's
@@ -503,27 +512,44 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     init = {"checkpoint": args.init_from, "freeze": args.freeze or []} if args.init_from else None
     out = args.out or f"runs/train/{arch.name}-{data.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    why = folder_problem(Path(out))
+    if why:
+        print(f"{prog}: --out: {out}: {why}; allowed: a folder that can be created and written",
+              file=sys.stderr)
+        return 2
     try:
         result = train(arch, data, cfg, checkpoint_dir=out, progress=not args.no_progress, init=init)
         if args.no_progress:  # train() prints the final JSON line only with progress on
             print(json.dumps({k: v for k, v in result.items() if k != "history"}), flush=True)
-    except InitError as err:
-        flag = "--freeze" if str(err).startswith("freeze:") else "--init-from"
-        print(f"{prog}: {flag}: {str(err).removeprefix('freeze: ')}", file=sys.stderr)
-        return 2
-    except DataError as err:
-        flag = "--data-root" if isinstance(err, FileNotFoundError) else "--data"
-        if str(err).startswith("decode: "):
-            flag, err = "--decode", str(err).removeprefix("decode: ")
-        print(f"{prog}: {flag}: {err}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; run again with --out {out} to resume", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - one line, never a traceback
+        code, line = _training_error(err, data)
+        print(f"{prog}: {line}", file=sys.stderr)
+        return code
     return 0
+
+
+def _training_error(err: Exception, data: DataConfig) -> tuple[int, str]:
+    """The exit code and the one line for an error raised while training: 2 for what the
+    input is (data, checkpoints, the architecture), 1 for a run that failed."""
+    import blocks
+
+    if isinstance(err, InitError):
+        flag = "--freeze" if str(err).startswith("freeze:") else "--init-from"
+        return 2, f"{flag}: {str(err).removeprefix('freeze: ')}"
+    if isinstance(err, DataError):
+        if str(err).startswith("decode: "):
+            return 2, f"--decode: {str(err).removeprefix('decode: ')}"
+        return 2, f"{'--data-root' if data.root else '--data'}: {one_line(err)}"
+    if isinstance(err, CheckpointError):
+        return 2, f"--out: {one_line(err)}"
+    if isinstance(err, blocks.ConfigError):
+        return 2, one_line(err)
+    if isinstance(err, TrainingDiverged):
+        return 1, str(err)
+    return 1, f"training failed: {type(err).__name__}: {one_line(err)}"[:2000]
 
 
 if __name__ == "__main__":

@@ -1,10 +1,18 @@
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# never the user's real cache (nas/cache.py): one of this test session, removed at exit
+_CACHE = tempfile.mkdtemp(prefix="spiking-mlp-nas-test-cache-")
+os.environ["SPIKING_MLP_NAS_CACHE"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

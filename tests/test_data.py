@@ -1,4 +1,5 @@
 """Data loading: every source, the validation split, augmentation and the folder cache."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from nas.cache import cache_dir
 from nas.training.data import DataConfig, DataNotFoundError, load_data, split_indices
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-sample.npz"
@@ -142,11 +144,14 @@ def test_imagefolder_decodes_once_then_uses_the_cache(tmp_path, monkeypatch):
     _tree(tmp_path, "train", 6, 16)
     _tree(tmp_path, "val", 2, 16)
     cfg = DataConfig(name="imagefolder", root=str(tmp_path), val_fraction=1 / 6, augment="none")
+    cached = lambda: set(cache_dir("data").glob("folder-*.npz"))  # noqa: E731
+    before = cached()
     first = load_data(cfg)
     assert first.classes == ["class_a", "class_b", "class_c"]
     assert first.sizes == {"train": 15, "val": 3, "test": 6}
     assert (first.in_channels, first.image_size) == (3, 16)
-    assert len(list(tmp_path.glob(".spiking-mlp-nas-cache-*.npz"))) == 1
+    # in our cache folder (tests: a temporary one, conftest.py), nothing in the data folder
+    assert len(cached() - before) == 1 and not list(tmp_path.rglob(".*"))
     red = first.test.x[first.test.y == 0]
     assert (red[:, 0] > 150).all() and (red[:, 1] < 60).all()  # pixels decoded as RGB
 
@@ -159,8 +164,16 @@ def test_imagefolder_decodes_once_then_uses_the_cache(tmp_path, monkeypatch):
     # non-numeric file names are taken round-robin over classes, so "the first N" mixes them
     few = load_data(cfg.model_copy(update={"subset": 6, "val_fraction": 0.0}))
     assert few.train.y.tolist() == [0, 1, 2, 0, 1, 2] and few.val is None
-    # a changed tree (new file -> new directory mtime) is decoded again
+    # an image rewritten in place (same name, new size or mtime) is decoded again ...
+    monkeypatch.undo()
+    img = tmp_path / "train" / "class_a" / "img0.png"
+    Image.new("RGB", (16, 16), (0, 0, 0)).save(img)
+    os.utime(img, ns=(img.stat().st_atime_ns, img.stat().st_mtime_ns + 10**9))
+    third = load_data(cfg)
+    assert not torch.equal(third.train.x, first.train.x) and len(cached() - before) == 2
+    # ... and so is a tree with a new file
     (tmp_path / "train" / "class_a" / "extra.png").write_bytes(b"")
+    monkeypatch.setattr(Image, "open", no_decoding)
     with pytest.raises(AssertionError, match="cache should have been used"):
         load_data(cfg)
 

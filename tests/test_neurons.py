@@ -119,7 +119,7 @@ def test_half_inputs_keep_an_fp32_membrane_also_under_autocast(cls):
 
 
 def test_bad_neuron_values_name_the_field():
-    with pytest.raises(ValueError, match="tau: must be a float > 1"):
+    with pytest.raises(ValueError, match="tau: 0.5; allowed: a finite number > 1"):
         LIF(tau=0.5)
     with pytest.raises(ValueError, match="surrogate: unknown 'relu'; allowed: sigmoid, atan, triangle"):
         LIF(surrogate="relu")

@@ -207,16 +207,21 @@ def test_fresh_deletes_the_stored_study_and_its_ray_folder_only(studies, tmp_pat
 
 
 def test_ray_logs_of_dead_drivers_are_removed(tmp_path):
+    """Only sessions our drivers marked: a `ray start` cluster's session is named after a
+    short-lived CLI process (gone) but lives on, and is never touched."""
     import os
     import subprocess as sp
 
-    from nas.run import remove_dead_sessions
+    from nas.run import SESSION_MARKER, remove_dead_sessions
 
     dead = sp.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     old = tmp_path / "ray" / f"session_2026-01-01_00-00-00_000001_{dead.pid}"
     live = tmp_path / "ray" / f"session_2026-01-01_00-00-01_000002_{os.getpid()}"
-    for d in (old, live):
+    cluster = tmp_path / "ray" / f"session_2026-01-01_00-00-02_000003_{dead.pid}"
+    for d, owner in ((old, dead.pid), (live, os.getpid()), (cluster, None)):
         (d / "logs").mkdir(parents=True)
+        if owner is not None:
+            (d / SESSION_MARKER).write_text(f"{owner}\n")
     assert remove_dead_sessions(tmp_path) == [old]
-    assert not old.exists() and live.exists()
+    assert not old.exists() and live.exists() and cluster.exists()

@@ -204,8 +204,8 @@ MALFORMED = [
      r": parameters\.token\.choices: unknown token block 'attention'; allowed: axial, full, "
      r"identity, lif_mixer"),
     ({"base": BASE, "parameters": {"tau": {**TAU, "low": 0.5}}},
-     r": parameters\.tau: value 0\.5 gives an invalid architecture: neuron: tau: must be a "
-     r"float > 1, got 0\.5"),
+     r": parameters\.tau: value 0\.5 gives an invalid architecture: neuron: tau: 0\.5; "
+     r"allowed: a finite number > 1"),
     ({"base": BASE, "parameters": {"width": {"type": "int", "low": 32, "high": 64, "step": 8,
                                               "target": "stages.*.dim", "per_stage": "double"}}},
      r": parameters\.width: value 32 gives an invalid architecture: stages\.1\.dim: .*divisible "

@@ -22,6 +22,8 @@ device and dtype: :func:`blocks.neurons.backends.resolve`.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -30,6 +32,15 @@ from .surrogate import DEFAULT_ALPHA, SURROGATES
 
 BACKENDS = ("auto", "torch", "spikingjelly", "cupy", "triton")
 CUDA_BACKENDS = ("cupy", "triton")  # our fused kernels: CUDA tensors only
+
+
+def real(field: str, value, allowed: str, ok=lambda v: True) -> float:
+    """``value`` as a float, or a ValueError ``field: value; allowed: ...`` when it is not a
+    finite number (booleans and strings refused) or ``ok`` refuses it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not ok(float(value)):
+        raise ValueError(f"{field}: {value!r}; allowed: {allowed}")
+    return float(value)
 
 
 class SpikingNeuron(nn.Module):
@@ -50,11 +61,16 @@ class SpikingNeuron(nn.Module):
             raise ValueError(f"surrogate: unknown {surrogate!r}; allowed: {', '.join(SURROGATES)}")
         if backend not in BACKENDS:
             raise ValueError(f"backend: unknown {backend!r}; allowed: {', '.join(BACKENDS)}")
-        self.v_threshold = float(v_threshold)
-        self.v_reset = None if v_reset is None else float(v_reset)
-        self.detach_reset = bool(detach_reset)
+        self.v_threshold = real("v_threshold", v_threshold, "a finite number > 0", lambda v: v > 0)
+        self.v_reset = None if v_reset is None else real(
+            "v_reset", v_reset, f"a finite number below v_threshold {self.v_threshold}, or null "
+            "(soft reset)", lambda v: v < self.v_threshold)
+        if not isinstance(detach_reset, bool):
+            raise ValueError(f"detach_reset: {detach_reset!r}; allowed: true, false")
+        self.detach_reset = detach_reset
         self.surrogate = surrogate
-        self.alpha = DEFAULT_ALPHA[surrogate] if alpha is None else float(alpha)
+        self.alpha = DEFAULT_ALPHA[surrogate] if alpha is None else real(
+            "alpha", alpha, "a finite number > 0", lambda v: v > 0)
         self.backend = backend
 
     def leak(self) -> torch.Tensor | float:

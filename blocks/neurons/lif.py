@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from .base import SpikingNeuron
+from .base import SpikingNeuron, real
 
 
 class _Leaky(SpikingNeuron):
@@ -24,9 +24,10 @@ class _Leaky(SpikingNeuron):
                  backend: str = "auto") -> None:
         super().__init__(v_threshold=v_threshold, v_reset=v_reset, detach_reset=detach_reset,
                          surrogate=surrogate, alpha=alpha, backend=backend)
-        if not float(tau) > 1.0:
-            raise ValueError(f"tau: must be a float > 1, got {tau!r}")
-        self.decay_input = bool(decay_input)
+        real("tau", tau, "a finite number > 1", lambda v: v > 1.0)
+        if not isinstance(decay_input, bool):
+            raise ValueError(f"decay_input: {decay_input!r}; allowed: true, false")
+        self.decay_input = decay_input
         self._set_tau(float(tau))
 
     def _set_tau(self, tau: float) -> None:

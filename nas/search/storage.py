@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -33,11 +33,71 @@ def file_path(url: str) -> Path | None:
     return None
 
 
+OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
+ALLOWED_FILES = ("allowed: an Optuna storage written by nas.run, or a path that does not exist "
+                 "yet (nas.run creates it)")
+
+
+def check_storage_file(url: str) -> None:
+    """Before Optuna opens a file storage (it would create its tables in any SQLite file and
+    append to any journal): an existing file must be an Optuna SQLite storage, or a journal
+    of whole records. Reads the file only; one :class:`StorageError` line if not."""
+    path = file_path(url)
+    if path is None or not os.path.lexists(path):
+        return
+    if not path.is_file():
+        raise StorageError(f"storage: {url}: {path} is not a regular file; {ALLOWED_FILES}")
+    if url.startswith("sqlite:///"):
+        _check_sqlite(url, path)
+    else:
+        _check_journal(url, path)
+
+
+def _check_sqlite(url: str, path: Path) -> None:
+    import sqlite3
+    from urllib.parse import quote
+
+    if path.stat().st_size == 0:
+        raise StorageError(f"storage: {url}: the file is empty, not an Optuna storage; {ALLOWED_FILES}")
+    try:
+        with closing(sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error as err:
+        raise StorageError(f"storage: {url}: not an SQLite database ({one_line(err)}); "
+                           f"{ALLOWED_FILES}") from None
+    if not OPTUNA_TABLES <= tables:
+        held = ", ".join(sorted(tables)[:6]) or "none"
+        raise StorageError(f"storage: {url}: an SQLite database without Optuna's tables (it has: "
+                           f"{held}), so another application's file; {ALLOWED_FILES}")
+
+
+def _check_journal(url: str, path: Path) -> None:
+    import json
+
+    offset = 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                raise StorageError(f"storage: {url}: the journal ends mid-record at byte {offset} "
+                                   "(a write was cut off); allowed: a journal of whole records "
+                                   "(remove the partial last line, or start another file)")
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or "op_code" not in record:
+                raise StorageError(f"storage: {url}: line {number} (byte {offset}) is not a record "
+                                   f"of Optuna's journal; {ALLOWED_FILES}")
+            offset += len(line)
+
+
 def make_storage(url: str, create_folder: bool = False, attempts: int = 3) -> optuna.storages.BaseStorage:
     """The Optuna storage at ``url``. A file storage's folder must exist unless
-    ``create_folder`` (the study's own run folder); a server is tried ``attempts`` times,
-    a few seconds each. Every failure is one :class:`StorageError` line."""
+    ``create_folder`` (the study's own run folder), and an existing file must be an Optuna
+    storage (:func:`check_storage_file`); a server is tried ``attempts`` times, a few
+    seconds each. Every failure is one :class:`StorageError` line."""
     path = file_path(url)
+    check_storage_file(url)
     if path is not None:
         if create_folder:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,11 +26,35 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint of ours; ``str()`` is one line naming it."""
+
+
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu",
+                    resume: bool = False) -> dict[str, Any]:
+    """The checkpoint at ``path`` (tensors and plain data only: ``weights_only``), or a
+    :class:`CheckpointError` line: unreadable or cut short, a pickle of other objects,
+    not written by nas.train, or (``resume``) without the state to resume from."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=device, weights_only=True)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch.load raises many kinds for a bad file
+        if "allowed global" in str(err) or "Unsupported global" in str(err):
+            raise CheckpointError(f"{path}: refused: it holds Python objects other than tensors "
+                                  "and plain data (not loaded, nothing of it ran); allowed: a "
+                                  "best.pt/last.pt written by nas.train") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (cut short, or another format: "
+                              f"{type(err).__name__}); allowed: a best.pt/last.pt written by "
+                              "nas.train") from None
+    need = ("model", "arch") + (RESUME_KEYS if resume else ())
+    if not isinstance(state, dict) or not all(k in state for k in need) \
+            or not isinstance(state["model"], dict) or not isinstance(state["arch"], dict):
+        held = sorted(map(str, state))[:6] if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path}: not a nas.train checkpoint{' to resume from' if resume else ''} "
+                              f"(it holds {held}); allowed: a file with {', '.join(need)}")
+    return state
 
 
 def weights_mismatch(model: nn.Module, weights: dict[str, torch.Tensor], show: int = 4) -> str | None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +28,15 @@ import torch.nn.functional as F
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from blocks.config import one_line
+
+from ..cache import cache_dir
+
 SOURCES = ("cifar10", "cifar100", "imagenet", "imagefolder", "npz", "digits", "synthetic")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
 SMALL_IMAGE_MAX_SIDE = 64  # folder images up to this size are decoded once and cached
+MAX_IMAGE_PIXELS = 50_000_000  # a larger image in a data folder is refused (a decompression bomb)
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "classes")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 OFFLINE_HINT = (
     "Offline, point the study at data you have: `--data imagefolder --data-root DIR` (DIR/"
@@ -140,15 +148,39 @@ def _npz(cfg: DataConfig) -> _Arrays:
         path = found[0]
     if not path.is_file():
         raise DataNotFoundError(f"npz file not found: {path}")
-    with np.load(path) as f:
-        missing = {"x_train", "y_train"} - set(f.files)
-        if missing:
-            raise DataError(f"{path} lacks {sorted(missing)}; it has {f.files}")
-        get = lambda k: f[k] if k in f.files else None  # noqa: E731
-        classes = get("classes")
-        return _Arrays(_nhwc(f["x_train"]), f["y_train"].astype(np.int64), _nhwc(get("x_test")),
-                       None if get("y_test") is None else f["y_test"].astype(np.int64),
-                       None if classes is None else [str(c) for c in classes])
+    f = _read_npz(path)
+    missing = {"x_train", "y_train"} - set(f)
+    if missing:
+        raise DataError(f"{path}: lacks {sorted(missing)}; it has {sorted(f)}; allowed: "
+                        f"{', '.join(NPZ_ARRAYS)} (x_train and y_train required)")
+    classes = f.get("classes")
+    return _Arrays(f["x_train"], f["y_train"], f.get("x_test"), f.get("y_test"),
+                   None if classes is None else [str(c) for c in np.ravel(classes)])
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file (no pickled objects); one DataError line if it is not one."""
+    def refuse(why: str) -> DataError:
+        return DataError(f"{path}: not an .npz of arrays ({why}); allowed: a file written by "
+                         f"numpy.savez holding {', '.join(NPZ_ARRAYS)} (x_train and y_train required)")
+
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise refuse(one_line(err)) from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise refuse(f"a single {type(f).__name__}, not named arrays")
+    with f:
+        unknown = sorted(set(f.files) - set(NPZ_ARRAYS))
+        if unknown:
+            raise DataError(f"{path}: unknown arrays {unknown}; allowed: {', '.join(NPZ_ARRAYS)}")
+        out = {}
+        for key in f.files:
+            try:
+                out[key] = f[key]
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+                raise refuse(f"{key}: {one_line(err)}") from None
+    return out
 
 
 def _digits(cfg: DataConfig) -> _Arrays:
@@ -181,14 +213,60 @@ def _synthetic(cfg: DataConfig) -> _Arrays:
     return _Arrays(x_tr, y_tr, x_te, y_te, [f"class{i}" for i in range(s.num_classes)])
 
 
-def _nhwc(x: np.ndarray | None) -> np.ndarray | None:
-    if x is None:
-        return None
-    if x.ndim == 3:  # grayscale N, H, W
+def _images(x: np.ndarray, where: str, field: str) -> np.ndarray:
+    """``x`` as uint8 (N, H, W, C) (grayscale (N, H, W) gets its C); channels first, e.g.
+    (N, 3, 32, 32), is refused rather than read as 32-channel images of 3 x 32."""
+    x = np.asarray(x)
+    if x.ndim == 3:
         x = x[..., None]
-    if x.ndim != 4 or x.dtype != np.uint8:
-        raise DataError(f"images must be uint8 (N, H, W, C); got {x.dtype} {x.shape}")
+    first = x.ndim == 4 and x.shape[1] in (1, 3, 4) and x.shape[-1] > 4
+    if x.ndim != 4 or x.dtype != np.uint8 or 0 in x.shape[1:] or first:
+        hint = " (channels first? transpose to (N, H, W, C))" if first else ""
+        raise DataError(f"{where}: {field}: images of {x.dtype} {x.shape}{hint}; allowed: uint8 "
+                        "(N, H, W, C) or (N, H, W)")
     return x
+
+
+def _labels(y: np.ndarray, count: int, where: str, field: str) -> np.ndarray:
+    """``y`` as int64 class indices, one per image."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        hint = " (one-hot? store the class indices, e.g. argmax)" if y.ndim == 2 else ""
+        raise DataError(f"{where}: {field}: labels of {y.dtype} {y.shape}{hint}; allowed: integer "
+                        "class indices, shape (N,)")
+    if len(y) != count:
+        raise DataError(f"{where}: {field}: {len(y)} labels for {count} images; allowed: one label "
+                        "per image")
+    return y.astype(np.int64)
+
+
+def _checked(a: _Arrays, where: str) -> _Arrays:
+    """A source's arrays, refused (one DataError line) where they would train silently
+    wrong: shapes, dtypes, one label per image, labels in range, at least two classes."""
+    x_train = _images(a.x_train, where, "x_train")
+    y_train = _labels(a.y_train, len(x_train), where, "y_train")
+    if (a.x_test is None) != (a.y_test is None):
+        raise DataError(f"{where}: {'y_test' if a.x_test is not None else 'x_test'}: missing; "
+                        "allowed: x_test with y_test, or neither")
+    x_test = y_test = None
+    if a.x_test is not None:
+        x_test = _images(a.x_test, where, "x_test")
+        y_test = _labels(a.y_test, len(x_test), where, "y_test")
+        if x_test.shape[1:] != x_train.shape[1:]:
+            raise DataError(f"{where}: x_test: images of {x_test.shape[1:]}, x_train's are "
+                            f"{x_train.shape[1:]}; allowed: the same (H, W, C)")
+    if len(x_train) == 0:
+        raise DataError(f"{where}: x_train: no image; allowed: at least 2")
+    count = len(a.classes) if a.classes else int(y_train.max()) + 1
+    for field, y in (("y_train", y_train), ("y_test", y_test)):
+        if y is not None and len(y) and (y.min() < 0 or y.max() >= count):
+            named = f" (the {count} names in classes)" if a.classes else ""
+            raise DataError(f"{where}: {field}: labels from {y.min()} to {y.max()}; allowed: 0 to "
+                            f"{count - 1}{named}")
+    if len(np.unique(y_train)) < 2:
+        raise DataError(f"{where}: y_train: every label is {y_train[0]}: one class cannot be "
+                        "learned; allowed: labels of at least 2 classes")
+    return _Arrays(x_train, y_train, x_test, y_test, a.classes, a.flip)
 
 
 # ------------------------------------------------------------------------ image folders
@@ -198,6 +276,9 @@ def _folder_root(cfg: DataConfig) -> Path:
     if cfg.root is None:
         raise DataError(f"{cfg.name} needs a root holding train/<class>/* (and optionally val/)")
     root = Path(cfg.root).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        what = "an .npz file (use --data npz)" if root.suffix == ".npz" else "a file"
+        raise DataError(f"{root}: {what}, not a folder; allowed: a folder holding train/<class>/*")
     if not root.is_dir():
         raise DataNotFoundError(f"data root not found: {root}")
     if not (root / "train").is_dir():
@@ -215,13 +296,20 @@ def _scan(split_dir: Path, classes: list[str] | None = None) -> tuple[list[Path]
     Files are ordered by their integer stem when every stem is a unique integer (the CIFAR
     trees: the official order), else round-robin over classes, so "the first N" is mixed.
     """
+    found = classes is None
     classes = classes or sorted(p.name for p in split_dir.iterdir() if p.is_dir())
     if not classes:
         raise DataNotFoundError(f"no class directories in {split_dir}")
     per_class = []
     for c in classes:
         d = split_dir / c
-        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if d.is_dir() else []
+        # regular files only: a FIFO or a device would be read forever
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+                       and p.is_file()) if d.is_dir() else []
+        if found and not files:
+            raise DataError(f"{d}: a class folder without image files; allowed: image files "
+                            f"({', '.join(sorted(IMAGE_EXTENSIONS))}) in every class folder "
+                            "(remove the empty one: it would be a class of its own)")
         per_class.append(files)
     pairs = [(p, i) for i, files in enumerate(per_class) for p in files]
     if not pairs:
@@ -235,47 +323,72 @@ def _scan(split_dir: Path, classes: list[str] | None = None) -> tuple[list[Path]
     return [p for p, _ in pairs], np.array([label for _, label in pairs], dtype=np.int64), classes
 
 
+def _open_image(p: Path) -> Image.Image:
+    """An image file opened (header read, pixels not yet), or one DataError line naming it."""
+    try:
+        im = Image.open(p)
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{p}: {one_line(err).rstrip('.')} (a decompression bomb?); allowed: up "
+                        f"to {MAX_IMAGE_PIXELS:,} pixels") from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise DataError(f"{p}: not a readable image ({one_line(err)}); allowed: image files "
+                        "that PIL opens (remove or replace this one)") from None
+    if im.width * im.height > MAX_IMAGE_PIXELS:
+        im.close()
+        raise DataError(f"{p}: {im.width} x {im.height} pixels (a decompression bomb?); allowed: "
+                        f"up to {MAX_IMAGE_PIXELS:,} pixels")
+    return im
+
+
+def _decoded(p: Path, mode: str) -> Image.Image:
+    """The pixels of an image file in ``mode``, or one DataError line naming the file."""
+    with _open_image(p) as im:
+        try:
+            return im.convert(mode)
+        except (OSError, ValueError, SyntaxError) as err:
+            raise DataError(f"{p}: not a readable image ({one_line(err)}); allowed: image files "
+                            "that PIL decodes (remove or replace this one)") from None
+
+
 def _decode_all(paths: list[Path], mode: str, size: tuple[int, int]) -> np.ndarray:
     def one(p: Path) -> np.ndarray:
-        with Image.open(p) as im:
-            im = im.convert(mode)
-            if im.size != size:
-                im = im.resize(size, Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8).reshape(size[1], size[0], -1)
+        im = _decoded(p, mode)
+        if im.size != size:
+            im = im.resize(size, Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8).reshape(size[1], size[0], -1)
 
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
         return np.stack(list(pool.map(one, paths, chunksize=256)))
 
 
-def _cache_path(root: Path) -> Path:
-    """Cache file keyed by the root path and the mtimes and sizes of its split and class dirs."""
-    stamp = [str(root)]
-    for split in ("train", "val"):
-        d = root / split
-        if d.is_dir():
-            stamp += [f"{p.name}:{p.stat().st_mtime_ns}:{len(os.listdir(p))}"
-                      for p in sorted([d, *d.iterdir()]) if p.is_dir()]
-    key = hashlib.sha1("|".join(stamp).encode()).hexdigest()[:16]
-    name = f".spiking-mlp-nas-cache-{key}.npz"
-    if os.access(root, os.W_OK):
-        return root / name
-    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spiking-mlp-nas"
-    return home / name
+def _cache_path(files: list[Path]) -> Path:
+    """The decoded arrays of an image folder in our cache folder (never the data folder),
+    keyed by the path, size and mtime of every image (train, then val): a file added,
+    removed or rewritten in place is a new key."""
+    h = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return cache_dir("data") / f"folder-{h.hexdigest()[:24]}.npz"
 
 
-def _load_cache(cache: Path) -> _Arrays:
-    with np.load(cache) as f:
-        has_test = "x_test" in f.files
-        return _Arrays(f["x_train"], f["y_train"], f["x_test"] if has_test else None,
-                       f["y_test"] if has_test else None, [str(c) for c in f["classes"]])
+def _load_cache(cache: Path) -> _Arrays | None:
+    """The cached arrays, or None when the file is unreadable (decoded again)."""
+    try:
+        with np.load(cache, allow_pickle=False) as f:
+            has_test = "x_test" in f.files
+            return _Arrays(f["x_train"], f["y_train"], f["x_test"] if has_test else None,
+                           f["y_test"] if has_test else None, [str(c) for c in f["classes"]])
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error):
+        return None
 
 
-def _folder_small(root: Path, cache: Path, paths: list[Path], y_tr: np.ndarray, classes: list[str],
-                  mode: str, size: tuple[int, int]) -> _Arrays:
+def _folder_small(cache: Path, train: tuple, val: tuple | None, mode: str,
+                  size: tuple[int, int]) -> _Arrays:
+    paths, y_tr, classes = train
     arrays = dict(x_train=_decode_all(paths, mode, size), y_train=y_tr, classes=np.array(classes))
-    if (root / "val").is_dir():
-        paths, y_te, _ = _scan(root / "val", classes)
-        arrays.update(x_test=_decode_all(paths, mode, size), y_test=y_te)
+    if val is not None:
+        arrays.update(x_test=_decode_all(val[0], mode, size), y_test=val[1])
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as fh:
@@ -292,8 +405,7 @@ class _FolderDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        with Image.open(self.paths[i]) as im:
-            return self.transform(im.convert("RGB")), int(self.labels[i])
+        return self.transform(_decoded(self.paths[i], "RGB")), int(self.labels[i])
 
 
 def _folder_stream(cfg: DataConfig, root: Path, device: torch.device) -> Data:
@@ -304,6 +416,7 @@ def _folder_stream(cfg: DataConfig, root: Path, device: torch.device) -> Data:
     if cfg.subset:
         paths, y = paths[: cfg.subset], y[: cfg.subset]
     tr, va = split_indices(y, cfg.val_fraction, cfg.seed)
+    _enough(len(tr), str(root))
     finish = [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     train_tf = [v2.RandomResizedCrop(size, antialias=True)]
     if cfg.augment != "none":
@@ -339,6 +452,14 @@ def _folder_stream(cfg: DataConfig, root: Path, device: torch.device) -> Data:
 
 
 # ----------------------------------------------------------------------------- loaders
+
+
+def _enough(train_images: int, where: str) -> None:
+    """At least one training batch: a training loader drops a last batch of one image."""
+    if train_images < 2:
+        raise DataError(f"{where}: {train_images} training image(s) after the subset and the "
+                        "validation split, so not one training step; allowed: at least 2 (more "
+                        "images, a larger subset or a smaller val_fraction)")
 
 
 def split_indices(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -516,24 +637,28 @@ def load_data(cfg: DataConfig | dict, device: str | torch.device = "cpu") -> Dat
     device = torch.device(device)
     if cfg.name in ("imagefolder", "imagenet"):
         root = _folder_root(cfg)
-        cache = _cache_path(root)
-        if cache.is_file():  # decoded before: no image is opened
-            arrays = _load_cache(cache)
-        else:
-            paths, y_tr, classes = _scan(root / "train")
-            with Image.open(paths[0]) as im:
+        train = _scan(root / "train")
+        val = _scan(root / "val", train[2]) if (root / "val").is_dir() else None
+        cache = _cache_path(train[0] + (val[0] if val else []))
+        arrays = _load_cache(cache) if cache.is_file() else None  # decoded before: no image opened
+        if arrays is None:
+            with _open_image(train[0][0]) as im:
                 mode, size = ("L" if im.mode in ("L", "1") else "RGB"), im.size
             if max(size) > SMALL_IMAGE_MAX_SIDE:
                 return _folder_stream(cfg, root, device)
-            arrays = _folder_small(root, cache, paths, y_tr, classes, mode, size)
+            arrays = _folder_small(cache, train, val, mode, size)
+        where = str(root)
     else:
         arrays = {"cifar10": _cifar, "cifar100": _cifar, "npz": _npz, "digits": _digits,
                   "synthetic": _synthetic}[cfg.name](cfg)
+        where = str(Path(cfg.root).expanduser()) if cfg.name == "npz" else cfg.name
+    arrays = _checked(arrays, where)
 
     x, y = arrays.x_train, arrays.y_train
     if cfg.subset:
         x, y = x[: cfg.subset], y[: cfg.subset]
     tr, va = split_indices(y, cfg.val_fraction, cfg.seed)
+    _enough(len(tr), where)
     labels = [y] + ([arrays.y_test] if arrays.y_test is not None else [])
     num_classes = len(arrays.classes) if arrays.classes else int(max(v.max() for v in labels)) + 1
 

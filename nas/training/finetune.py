@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from .checkpoint import read_checkpoint, weights_mismatch
+from .checkpoint import CheckpointError, read_checkpoint, weights_mismatch
 
 
 class InitError(ValueError):
@@ -51,7 +51,7 @@ def init_weights(model: nn.Module, path: str | Path) -> list[str]:
     returns what was done (lines for the log), or raises :class:`InitError`."""
     try:
         state = read_checkpoint(path)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, CheckpointError) as err:
         raise InitError(str(err)) from None
     weights, src, dst = dict(state["model"]), state.get("arch", {}), model.config
     notes = [f"initialised from {path} ({src.get('name')}, T={src.get('T')} -> T={dst.T}, "

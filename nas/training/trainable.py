@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..cache import cache_dir, remove_if_owner_gone
 from ..search.results import pack_correct
 from ..study import StudyConfig
 from ..train import train
@@ -34,16 +37,24 @@ def _numbers(metrics: dict) -> dict:
 class _PausableReport:
     """Ray Tune's report for a trial its scheduler may pause (the race): training keeps
     its checkpoint in a folder of the trial's own, restored from Ray's checkpoint when the
-    trial resumes, and the results of a rung epoch carry it (Ray keeps the latest)."""
+    trial resumes, and the results of a rung epoch carry it (Ray keeps the latest). The
+    folder is in our cache folder (nas/cache.py), never the system's temporary folder, and
+    is removed when the trial ends (:meth:`close`), or at the latest by the next trial
+    once its process is gone."""
 
     def __init__(self, rungs: list[int]) -> None:
         import shutil
         import tempfile
+        import weakref
 
         from ray import tune
 
         self.rungs = set(rungs)
-        self.checkpoint_dir = tempfile.mkdtemp(prefix="nas-trial-")
+        parent = cache_dir("trials")
+        parent.mkdir(parents=True, exist_ok=True)
+        remove_orphan_trial_dirs(parent)
+        self.checkpoint_dir = tempfile.mkdtemp(prefix=f"nas-trial-{os.getpid()}-", dir=parent)
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.checkpoint_dir, ignore_errors=True)
         restored = tune.get_checkpoint()
         if restored is not None:
             with restored.as_directory() as d:
@@ -56,6 +67,15 @@ class _PausableReport:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(self.checkpoint_dir))
         else:
             tune.report(metrics)
+
+    def close(self) -> None:
+        self._cleanup()
+
+
+def remove_orphan_trial_dirs(parent: Path) -> list[Path]:
+    """Trial folders (``nas-trial-<pid>-*``, ours by their place) whose process is gone."""
+    pids = {d: d.name.split("-")[2] for d in parent.glob("nas-trial-*-*")}
+    return remove_if_owner_gone({d: int(pid) for d, pid in pids.items() if pid.isdigit()})
 
 
 def where() -> dict:
@@ -152,4 +172,7 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
                       wall_seconds=time.time() - start)
         report(failed)
         return failed
+    finally:
+        if hasattr(report, "close"):
+            report.close()  # its temporary folder: the last result was reported
     return last
