@@ -351,6 +351,19 @@ def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining:
         searcher.heartbeat.stop()
 
 
+def _reload(cfg: StudyConfig, storage):
+    """The study as stored now: another driver's ``--fresh`` may have deleted and created it
+    again while this run trained (the searcher writes by name, so the trials are there)."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=cfg.name, storage=storage)
+    except KeyError:
+        raise StudyError(f"{cfg.source}: the study {cfg.name!r} was deleted from "
+                         f"{cfg.storage_url} while this run trained (another driver's --fresh?); "
+                         "run the command again to start it over") from None
+
+
 def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False,
         overrides: list[Override] = ()) -> "object":
     """Run (or continue) the study; returns the Optuna study. ``overrides``: the command
@@ -396,6 +409,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False,
         prefilter.apply(cfg, study, space, log=lambda m: print(m, flush=True))
         with ray_session(cfg):
             _search(cfg, space, storage, budget, done, remaining)
+        study = _reload(cfg, storage)
     print_ranking(study, cfg)
     if prefilter.funnel_line(study):
         print(prefilter.funnel_line(study), flush=True)

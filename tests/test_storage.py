@@ -210,3 +210,27 @@ def test_a_silent_driver_on_another_host_is_dead_after_a_few_missed_beats(tmp_pa
     assert STALE_AFTER_S <= 60 and MISSED_BEATS >= 2  # seconds, not the 30 minutes of old
     assert not is_stale(frozen, now=beat + STALE_AFTER_S - 1)
     assert is_stale(frozen, now=beat + STALE_AFTER_S + 1)
+
+
+def test_another_drivers_fresh_during_a_run_leaves_a_clean_end_table(tmp_path, studies, monkeypatch, capsys):
+    """Two ``nas.run --fresh`` at once: the second deletes and creates the study again while
+    the first trains; the first reads the study back by name for its end table (no KeyError,
+    exit 0), with the trials the searcher wrote into the new study."""
+    import contextlib
+
+    import nas.run as run_module
+    from nas.study import Override, load_study
+
+    url = f"journal:///{tmp_path / 'j.log'}"
+    cfg = load_study(studies / "two_drivers.yaml", [Override("storage", url, "--storage")])
+
+    def other_driver_fresh(cfg, space, storage, budget, done, remaining):
+        optuna.delete_study(study_name=cfg.name, storage=storage)
+        again = optuna.create_study(study_name=cfg.name, storage=storage, directions=cfg.directions)
+        again.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5,
+                                                  user_attrs={"repeat": 0, "curve": [0.5]}))
+
+    monkeypatch.setattr(run_module, "ray_session", lambda cfg: contextlib.nullcontext())
+    monkeypatch.setattr(run_module, "_search", other_driver_fresh)
+    study = run_module.run(cfg, fresh=True)
+    assert len(study.get_trials()) == 1 and "trials: COMPLETE 1" in capsys.readouterr().out
