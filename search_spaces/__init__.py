@@ -6,6 +6,7 @@
 16
 """
 from .params import Parameter, SpaceError
-from .space import Space, available_spaces, load_space
+from .load import available_spaces, load_space
+from .space import Space
 
 __all__ = ["Parameter", "Space", "SpaceError", "available_spaces", "load_space"]

@@ -1,6 +1,6 @@
 """Batched JPEG decoding on the GPU for streamed image folders (ImageNet): ``decode: gpu``.
 
-The CPU path (nas.training.data's ``StreamLoader``) decodes with PIL and transforms each image in
+The CPU path (nas.training.loaders' ``StreamLoader``) decodes with PIL and transforms each image in
 the DataLoader workers. Here the workers only read each file's bytes; the main process
 decodes a whole batch with nvJPEG (``torchvision.io.decode_jpeg(device="cuda")``), then
 crops, resizes, flips and normalises every image on the device. The maths is the CPU
@@ -22,7 +22,7 @@ from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 from torchvision.transforms import RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
-from .data import StreamLoader
+from .loaders import StreamLoader
 
 SCALE, RATIO, EVAL_CROP = (0.08, 1.0), (3 / 4, 4 / 3), 0.875
 # torchvision 0.29 announces that TorchCodec will take over its image decoders; they are
