@@ -88,6 +88,21 @@ def _effects(points: list[str], params: dict, correct: dict, epoch: int, margin:
     return {e.name: e for e in effects}
 
 
+def print_effects_table(path: Path, margin: float, epoch: int | None = None) -> None:
+    """The full grid's main effects and interactions at ``epoch`` (default: the last)."""
+    meta, correct, _ = load(path)
+    points = sorted(correct)
+    epoch = epoch or meta["epochs"]
+    found = _effects(points, meta["params"], correct, epoch, margin, mains_only=False)
+    seeds, images = correct[points[0]][epoch].shape
+    print(f"# {meta['study']}: {len(points)} points x {seeds} seeds, {images} validation images, "
+          f"epoch {epoch} of {meta['epochs']}; margin ±{100 * margin:g} points\n")
+    print("| effect | estimate (points) | 95% CI | p | decision |\n|---|---:|---:|---:|---|")
+    for name, e in found.items():
+        print(f"| {name} | {100 * e.estimate:+.2f} | ({100 * e.ci_low:+.2f}, {100 * e.ci_high:+.2f}) "
+              f"| {e.p:.2g} | {e.decision} |")
+
+
 def _agrees(mine: str, grid: str) -> bool:
     """A replay's decision agrees with the full grid's: the same sign where the grid has
     one; negligible or undecided (no sign) where the grid has none."""
@@ -239,6 +254,10 @@ def main() -> int:
     ex.add_argument("study")
     ex.add_argument("--out", required=True, type=Path)
     ex.add_argument("--storage")
+    ef = sub.add_parser("effects", help="the full grid's component effects")
+    ef.add_argument("results", type=Path)
+    ef.add_argument("--epoch", type=int)
+    ef.add_argument("--margin", type=float, default=1.0)
     rp = sub.add_parser("replay", help="play a race on the table, and the free calibration; "
                                        "with --design/--answer: the component-effects replay")
     rp.add_argument("results", type=Path, nargs="+", help="ground truths (their JSON tables)")
@@ -254,6 +273,9 @@ def main() -> int:
     args = ap.parse_args()
     if args.cmd == "export":
         export(args.study, args.out, args.storage)
+        return 0
+    if args.cmd == "effects":
+        print_effects_table(args.results, args.margin / 100, args.epoch)
         return 0
     if args.design or args.answer:
         rows = []
