@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import registry
+from .errors import NasError
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -262,7 +263,7 @@ def read_mapping(path: Path, what: str, error: type[Exception]) -> dict:
     return data
 
 
-class ConfigError(ValueError):
+class ConfigError(NasError):
     """A config that does not validate; ``str()`` is one readable message per problem."""
 
 

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from blocks.config import format_errors, load_yaml_text, one_line, read_mapping
+from blocks.errors import NasError
 
 from .training.data import DataConfig
 from .training.lineage import check_stages
@@ -34,7 +35,7 @@ FIXED_DESIGNS = ("grid", "factorial")  # samplers whose points are all known bef
 SCHEDULERS = ("asha", "hyperband", "race", "none")
 
 
-class StudyError(ValueError):
+class StudyError(NasError):
     """A study that cannot run; ``str()`` is one readable message naming file and field."""
 
 
@@ -570,14 +571,11 @@ def output_folder(path: Path, field: str, source: str | None) -> Path:
 
 def run_command(body: Callable[[], object]) -> int:
     """Exit code of a study command: 0, or 2 with one ``error: ...`` line (never a
-    traceback) when the study, its space, a flag, the storage or the Ray cluster is wrong."""
-    from search_spaces import SpaceError
-
-    from .search.storage import StorageError
-
+    traceback) for any :class:`NasError`: the study, its space, a flag, the data, the
+    storage or the Ray cluster is wrong."""
     try:
         body()
-    except (StudyError, SpaceError, StorageError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except NasError as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     return 0

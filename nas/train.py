@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from blocks.config import one_line
+from blocks.errors import NasError
 from blocks.neurons import BACKENDS
 from blocks.neurons.backends import why_not
 
@@ -534,18 +535,13 @@ def main(argv: list[str] | None = None) -> int:
 def _training_error(err: Exception, data: DataConfig) -> tuple[int, str]:
     """The exit code and the one line for an error raised while training: 2 for what the
     input is (data, checkpoints, the architecture), 1 for a run that failed."""
-    import blocks
-
     if isinstance(err, InitError):
-        flag = "--freeze" if str(err).startswith("freeze:") else "--init-from"
-        return 2, f"{flag}: {str(err).removeprefix('freeze: ')}"
+        return 2, err.for_flag("--init-from")
     if isinstance(err, DataError):
-        if str(err).startswith("decode: "):
-            return 2, f"--decode: {str(err).removeprefix('decode: ')}"
-        return 2, f"{'--data-root' if data.root else '--data'}: {one_line(err)}"
+        return 2, err.for_flag("--data-root" if data.root else "--data")
     if isinstance(err, CheckpointError):
-        return 2, f"--out: {one_line(err)}"
-    if isinstance(err, blocks.ConfigError):
+        return 2, err.for_flag("--out")
+    if isinstance(err, NasError):
         return 2, one_line(err)
     if isinstance(err, TrainingDiverged):
         return 1, str(err)

@@ -63,3 +63,24 @@ def test_not_a_mapping(tmp_path):
     path.write_text("- 1\n- 2\n")
     with pytest.raises(blocks.ConfigError, match="must be a mapping"):
         blocks.load_config(path)
+
+
+def test_every_input_error_of_the_project_has_one_root():
+    """Commands catch NasError: every kind of input error is one of its subclasses, and the
+    flag to blame travels with the error, not in its text."""
+    import blocks
+    from blocks.errors import NasError
+    from nas.analysis.effects import NoEffects
+    from nas.search.storage import StorageError
+    from nas.study import StudyError
+    from nas.training.checkpoint import CheckpointError
+    from nas.training.data import DataError
+    from nas.training.finetune import InitError
+    from search_spaces import SpaceError
+
+    for kind in (blocks.ConfigError, SpaceError, StudyError, StorageError, DataError,
+                 CheckpointError, InitError, NoEffects):
+        assert issubclass(kind, NasError), kind
+    err = InitError("freeze: 'x' matches no parameter", field="freeze", flag="--freeze")
+    assert err.for_flag("--init-from") == "--freeze: 'x' matches no parameter"
+    assert DataError("no such folder").for_flag("--data-root") == "--data-root: no such folder"

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from blocks.errors import NasError
+
 from ..search.effects_stats import (Components, Effect, components, contrasts, estimate_effects,
                                     factor_levels, power, seeds_needed, space_factors)
 from ..search.racing_stats import seed_interaction
@@ -33,7 +35,7 @@ HOW_TO_READ = (
     "`nas.effects --plan`). Aliased effects cannot be told apart by the design.")
 
 
-class NoEffects(ValueError):
+class NoEffects(NasError):
     """The study has nothing to estimate effects from; ``str()`` says why."""
 
 

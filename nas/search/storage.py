@@ -17,10 +17,11 @@ from typing import Iterator
 import optuna
 
 from blocks.config import one_line
+from blocks.errors import NasError
 from optuna.trial import FrozenTrial, TrialState
 
 
-class StorageError(ValueError):
+class StorageError(NasError):
     """A storage that cannot be opened; ``str()`` is one line naming ``storage``."""
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from blocks.errors import NasError
+
 RESUME_KEYS = ("model", "optimizers", "schedulers", "scaler", "rng")
 
 
@@ -26,7 +28,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(NasError):
     """A file that is not a checkpoint of ours; ``str()`` is one line naming it."""
 
 

@@ -28,6 +28,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.config import one_line
+from blocks.errors import NasError
 
 from ..cache import cache_dir
 from .jpeg_decode import DeviceJpegLoader
@@ -46,7 +47,7 @@ OFFLINE_HINT = (
 )
 
 
-class DataError(ValueError):
+class DataError(NasError):
     """Bad data configuration (unknown layout, missing root ...)."""
 
 
@@ -429,7 +430,8 @@ def _folder_stream(cfg: DataConfig, root: Path, device: torch.device) -> Data:
 
     decode = cfg.decode if cfg.decode != "auto" else ("gpu" if device.type == "cuda" else "cpu")
     if decode == "gpu" and not torch.cuda.is_available():
-        raise DataError("decode: gpu needs a CUDA device and there is none; allowed here: auto, cpu")
+        raise DataError("decode: gpu needs a CUDA device and there is none; allowed here: auto, cpu",
+                        field="decode", flag="--decode")
 
     def stream(files, labels, tf, train: bool) -> StreamLoader:
         if decode == "gpu":

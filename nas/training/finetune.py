@@ -22,10 +22,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from blocks.errors import NasError
+
 from .checkpoint import CheckpointError, read_checkpoint, weights_mismatch
 
 
-class InitError(ValueError):
+class InitError(NasError):
     """A checkpoint that cannot start this model; the message names the layers."""
 
 
@@ -90,7 +92,8 @@ def freeze(model: nn.Module, prefixes: list[str]) -> int:
         if not hits:
             tops = sorted({n.split(".")[0] for n, _ in model.named_parameters()})
             raise InitError(f"freeze: {prefix!r} matches no parameter; top-level modules: "
-                            f"{', '.join(tops)} (deeper prefixes such as stages.0 work too)")
+                            f"{', '.join(tops)} (deeper prefixes such as stages.0 work too)",
+                            field="freeze", flag="--freeze")
         for p in hits:
             count += p.numel() * p.requires_grad
             p.requires_grad_(False)
