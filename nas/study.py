@@ -64,7 +64,7 @@ class Fidelity(_Strict):
 
 
 class Sampler(_Strict):
-    name: Literal["tpe", "nsga2", "gp", "cmaes", "random", "grid", "factorial"] = "tpe"
+    name: Literal[SAMPLERS] = "tpe"
     seed: int | None = 0
     options: dict[str, Any] = {}  # passed to the Optuna sampler's constructor
     # factorial: the share of the 2^k points of the space's two-level parameters, a regular
@@ -204,7 +204,7 @@ class StudyConfig(_Strict):
     fidelity: Fidelity
     objectives: list[Objective] = Field([Objective(metric="val_acc")], min_length=1)
     sampler: Sampler = Sampler()
-    scheduler: Literal["asha", "hyperband", "race", "none"] = "asha"
+    scheduler: Literal[SCHEDULERS] = "asha"  # nas.search.schedulers.SCHEDULER_KINDS
     race: Race = Race()
     trials: int | None = Field(None, ge=1, le=1_000_000)  # the study's total; grid: every point
     concurrency: int = Field(1, ge=1, le=100_000)

@@ -70,3 +70,18 @@ def test_a_failed_trial_takes_its_point_out_and_completes_the_round():
     race.on_trial_error(ctl, trials[5])  # point c lost a seed: out, and the round can go on
     assert race.round == 1 and '{"P": 3}' in race.out and ctl.stopped == ["t4"]  # its paused seed stops
     assert {race.choose_trial_to_run(ctl).trial_id for _ in range(4)} == {"t0", "t1", "t2", "t3"}
+
+
+def test_every_registered_scheduler_builds_for_a_study(studies):
+    """Each value of a study's ``scheduler`` is one registered class, and builds."""
+    from ray.tune.schedulers import TrialScheduler as Base
+
+    from nas.search.schedulers import SCHEDULER_KINDS, make_scheduler
+    from nas.study import SCHEDULERS, Override, load_study
+
+    assert sorted(SCHEDULER_KINDS) == sorted(SCHEDULERS)
+    for name in SCHEDULERS:
+        cfg = load_study(studies / "race.yaml", [Override("scheduler", name, "--set")])
+        built = make_scheduler(cfg, 8, None, cfg.load_space())
+        assert isinstance(built, Base), name
+    assert type(make_scheduler(load_study(studies / "race.yaml"), 8, None, None)).__name__ == "RaceScheduler"

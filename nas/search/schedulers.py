@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from typing import Callable
 
 import numpy as np
@@ -28,29 +29,99 @@ from .results import unpack_correct
 from ..study import StudyConfig
 
 
-def make_scheduler(cfg: StudyConfig, size: int = 0, on_drop: Callable[[int, dict], None] | None = None,
-                   space=None):
-    """The study's scheduler; ``size`` (the trials of this run), ``on_drop(optuna trial
-    number, attrs)`` and the ``space`` (its factors, for ``race.answer: effects``) serve
-    the race."""
-    metric, mode = cfg.objectives[0].metric, "max" if cfg.directions[0] == "maximize" else "min"
-    f = cfg.fidelity
-    if cfg.scheduler == "asha" and cfg.multi_objective:
-        return MultiObjectiveASHA([o.metric for o in cfg.objectives], cfg.directions,
-                                  f.max_epochs, f.rung_epochs, f.reduction_factor, on_drop)
-    if cfg.scheduler == "asha":
+class SchedulerKind(ABC):
+    """One value of a study's ``scheduler``: how a run builds its Ray Tune scheduler, and
+    what it adds to the end of the run. A new one is a subclass with a ``name``, decorated
+    with :func:`register_scheduler` (and the name added to ``StudyConfig.scheduler``)."""
+
+    name: str
+
+    @abstractmethod
+    def build(self, cfg: StudyConfig, size: int, on_drop: Callable[[int, dict], None] | None,
+              space) -> TrialScheduler:
+        """``size``: the trials of this run; ``on_drop(optuna trial number, attrs)``: records a
+        scheduler's decision on a trial; ``space``: the study's search space."""
+
+    def end_of_run(self, study, cfg: StudyConfig) -> None:
+        """Printed after the ranking at the end of a run (nothing by default)."""
+
+
+SCHEDULER_KINDS: dict[str, SchedulerKind] = {}
+
+
+def register_scheduler(cls: type[SchedulerKind]) -> type[SchedulerKind]:
+    SCHEDULER_KINDS[cls.name] = cls()
+    return cls
+
+
+def _metric_mode(cfg: StudyConfig) -> tuple[str, str]:
+    return cfg.objectives[0].metric, "max" if cfg.directions[0] == "maximize" else "min"
+
+
+@register_scheduler
+class Asha(SchedulerKind):
+    """Successive halving, asynchronous: Ray's for one objective; with several, ours
+    (:class:`MultiObjectiveASHA`)."""
+    name = "asha"
+
+    def build(self, cfg, size, on_drop, space):
+        f = cfg.fidelity
+        if cfg.multi_objective:
+            return MultiObjectiveASHA([o.metric for o in cfg.objectives], cfg.directions,
+                                      f.max_epochs, f.rung_epochs, f.reduction_factor, on_drop)
+        metric, mode = _metric_mode(cfg)
         return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=f.max_epochs,
                              grace_period=f.rung_epochs, reduction_factor=f.reduction_factor)
-    if cfg.scheduler == "hyperband":
+
+
+@register_scheduler
+class HyperBand(SchedulerKind):
+    name = "hyperband"
+
+    def build(self, cfg, size, on_drop, space):
+        metric, mode = _metric_mode(cfg)
         return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode,
-                                  max_t=f.max_epochs, reduction_factor=f.reduction_factor)
-    if cfg.scheduler == "race":
+                                  max_t=cfg.fidelity.max_epochs,
+                                  reduction_factor=cfg.fidelity.reduction_factor)
+
+
+@register_scheduler
+class Race(SchedulerKind):
+    """Points fixed in advance, paired seeds: drop the worse (``race.answer: best``) or stop
+    once every main effect is decided (``answer: effects``); see :class:`RaceScheduler`."""
+    name = "race"
+
+    def build(self, cfg, size, on_drop, space):
         answered = None
         if cfg.race.answer == "effects":
             answered = EffectsAnswered(*space_factors(space), cfg.race.margin / 100)
         return RaceScheduler(cfg.race_rungs, size, cfg.race.alpha, cfg.race.correction, on_drop,
                              answered)
-    return FIFOScheduler()
+
+    def end_of_run(self, study, cfg):
+        from .racing import print_race
+
+        print_race(study, cfg)
+
+
+@register_scheduler
+class NoScheduler(SchedulerKind):
+    """Every trial to the full budget (a ground truth)."""
+    name = "none"
+
+    def build(self, cfg, size, on_drop, space):
+        return FIFOScheduler()
+
+
+def make_scheduler(cfg: StudyConfig, size: int = 0, on_drop: Callable[[int, dict], None] | None = None,
+                   space=None) -> TrialScheduler:
+    """The study's scheduler (:data:`SCHEDULER_KINDS` by ``cfg.scheduler``)."""
+    return SCHEDULER_KINDS[cfg.scheduler].build(cfg, size, on_drop, space)
+
+
+def print_summary(study, cfg: StudyConfig) -> None:
+    """What the study's scheduler adds to the end of a run (the race: its table)."""
+    SCHEDULER_KINDS[cfg.scheduler].end_of_run(study, cfg)
 
 
 class EffectsAnswered:
@@ -69,14 +140,6 @@ class EffectsAnswered:
         if not all_mains_decided(effects):
             return None
         return {e.name: e.decision for e in effects}
-
-
-def print_summary(study, cfg: StudyConfig) -> None:
-    """What a scheduler has to add to the end of a run (the race: its table)."""
-    if cfg.scheduler == "race":
-        from .racing import print_race
-
-        print_race(study, cfg)
 
 
 def point_key(params: dict) -> str:
