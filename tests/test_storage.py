@@ -74,6 +74,13 @@ class _Space:
 
     size = 4
 
+    def grid(self):
+        return [{"PT": a, "PC": b} for a in (True, False) for b in (True, False)]
+
+
+class _UnlistedSpace(_Space):
+    size = None  # as a space too large to list: proposals are checked after the ask
+
 
 def test_searcher_tells_pruned_failed_and_complete_honestly(tmp_path):
     cfg = load_study(STUDIES / "asha.yaml")  # max_epochs 3
@@ -130,20 +137,41 @@ def test_a_trial_asked_but_not_claimed_is_stale_once_no_driver_lives(tmp_path):
                                      optuna.samplers.TPESampler(seed=0, n_startup_trials=1)],
                          ids=["random", "tpe"])
 def test_the_searcher_never_proposes_a_point_the_study_has(tmp_path, sampler):
-    """Samplers repeat points (TPE in small spaces; drivers with one seed): the searcher
-    asks again instead, and the re-asked proposals never count toward the budget."""
+    """Samplers repeat points (TPE in small spaces; drivers with one seed): on a finite
+    space the proposal is steered to an untried point, with no record of a discarded one."""
     cfg = load_study(STUDIES / "asha.yaml")
     storage = make_storage(f"sqlite:///{tmp_path / 'o.db'}")
     searcher = StudySearcher(cfg, _Space(), storage, sampler, budget=5)
     points = [json.dumps(searcher.suggest(f"t{i}")["params"], sort_keys=True) for i in range(4)]
-    assert len(set(points)) == 4  # a 4-point space: every point once
+    assert len(set(points)) == 4 and len(searcher.study.get_trials()) == 4  # every point once
+    searcher.suggest("t4")  # the space is exhausted: the fifth is trained again
+    assert len(searcher.study.get_trials()) == 5
+    searcher.heartbeat.stop()
+
+
+def test_on_a_space_too_large_to_list_a_repeat_is_asked_again_and_counted_nowhere(tmp_path):
+    cfg = load_study(STUDIES / "asha.yaml")
+    searcher = StudySearcher(cfg, _UnlistedSpace(), make_storage(f"sqlite:///{tmp_path / 'o.db'}"),
+                             optuna.samplers.RandomSampler(seed=0), budget=5)
+    points = [json.dumps(searcher.suggest(f"t{i}")["params"], sort_keys=True) for i in range(4)]
+    assert len(set(points)) == 4
+    skipped = [t for t in searcher.study.get_trials() if "duplicate_of" in t.user_attrs]
+    assert skipped and all(t.state == TrialState.FAIL and not counts_toward_budget(t) for t in skipped)
+    searcher.heartbeat.stop()
+
+
+def test_quickstart_budget_of_14_stores_14_distinct_points_and_no_failure(tmp_path):
+    """Issue #20: the quickstart's sampler (TPE, seed 0) on its 16-point space."""
+    cfg = load_study(Path(__file__).parents[1] / "studies" / "quickstart.yaml")
+    searcher = StudySearcher(cfg, cfg.load_space(), make_storage(f"sqlite:///{tmp_path / 'o.db'}"),
+                             budget=14)
+    for i in range(15):
+        if searcher.suggest(f"t{i}") == "FINISHED":
+            break
+        searcher.on_trial_complete(f"t{i}", {"epoch": cfg.fidelity.max_epochs, "val_acc": 0.5 + i % 3 / 10})
     trials = searcher.study.get_trials()
-    skipped = [t for t in trials if "duplicate_of" in t.user_attrs]
-    assert skipped and all(t.state == TrialState.FAIL for t in skipped)
-    assert not any(counts_toward_budget(t) for t in skipped)
-    before = len(trials)
-    searcher.suggest("t4")  # the space is exhausted: the fifth is trained again, at once
-    assert len(searcher.study.get_trials()) == before + 1
+    assert len(trials) == 14 and len({json.dumps(t.params, sort_keys=True) for t in trials}) == 14
+    assert all(t.state == TrialState.COMPLETE for t in trials)
     searcher.heartbeat.stop()
 
 
