@@ -70,6 +70,8 @@ def recipe(cfg: StudyConfig, trial: int, repeat: int = 0) -> dict:
 
 
 def export(cfg: StudyConfig, top: int, out: Path) -> list[Path]:
+    from .search.results import config_label, space_order
+
     study = load_existing_study(cfg)
     best = best_points(study, cfg, top)
     if not best:
@@ -90,7 +92,7 @@ def export(cfg: StudyConfig, top: int, out: Path) -> list[Path]:
         paths.append(path)
         vals = " | ".join(f"{v:.4g}" for v in b["values"])
         lines.append(f"| {b['rank']} | {path.name} | {b['trial']} | {b['n']} | {vals} | "
-                     f"{', '.join(f'{k}={v}' for k, v in b['point'].items())} |")
+                     f"{config_label(b['point'], space_order(study))} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwrote {len(paths)} architecture file(s) and summary.md to {out}; train one again "

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .search.results import config_label
+from .search.results import config_label, space_order
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 FIGURES = ("ablation", "intervals", "accuracy_energy", "accuracy_params", "firing_rates",
@@ -62,13 +62,13 @@ def trial_rows(study, cfg: StudyConfig) -> pd.DataFrame:
     from optuna.trial import TrialState
 
     names = [o.metric for o in cfg.objectives]
-    rows = []
+    rows, order = [], space_order(study)
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.WAITING:
             continue
         row: dict[str, Any] = {
             "number": t.number, "state": t.state.name, "point": json.dumps(t.params, sort_keys=True),
-            "label": config_label(t.params), "repeat": t.user_attrs.get("repeat", 0),
+            "label": config_label(t.params, order), "repeat": t.user_attrs.get("repeat", 0),
             "epochs": t.user_attrs.get("epochs", 0), "curve": list(t.user_attrs.get("curve") or []),
             "layer_rates": t.user_attrs.get("layer_rates"), "arch": t.user_attrs.get("arch")}
         complete = t.state == TrialState.COMPLETE
@@ -538,7 +538,7 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
         frame = lineage_frame(cfg)
         figures["lineage"] = fig_lineage(frame, {k: st.parent for k, st in cfg.promotion.items()}, out, _save)
         with open(out / "summary.md", "a") as fh:
-            fh.write("\n" + lineage_markdown(frame))
+            fh.write("\n" + lineage_markdown(frame, space_order(study)))
     for name in (*FIGURES, "lineage"):
         got = figures.get(name)
         if isinstance(got, list):

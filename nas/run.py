@@ -176,11 +176,14 @@ def check_resources(cfg: StudyConfig) -> None:
         "(and --concurrency N), or --smoke-test for the study's tiny version")
 
 
-def _progress_callback(cfg: StudyConfig, budget: int, done_before: int, on_restart):
+def _progress_callback(cfg: StudyConfig, space, budget: int, done_before: int, on_restart):
     from ray.tune import Callback
+
+    from .search.results import config_label
 
     full = cfg.fidelity.max_epochs
     metric = cfg.objectives[0].metric
+    order = [p.name for p in space.parameters]
 
     class Progress(Callback):
         """One line per finished trial, with the study's count and how it ended."""
@@ -191,7 +194,8 @@ def _progress_callback(cfg: StudyConfig, budget: int, done_before: int, on_resta
         def _line(self, trial, what: str) -> None:
             self.done += 1
             print(f"[{self.done}/{budget}] trial {trial.config.get('optuna_trial')} "
-                  f"{trial.config.get('params')} repeat {trial.config.get('repeat')}: {what}",
+                  f"{config_label(trial.config.get('params') or {}, order)} repeat "
+                  f"{trial.config.get('repeat')}: {what}",
                   flush=True)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -297,7 +301,7 @@ def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining:
                                   storage_path=ray_storage_path(cfg), verbose=0,
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=cfg.worker_retries),
-                                  callbacks=[_progress_callback(cfg, budget, done, searcher.restarted)]),
+                                  callbacks=[_progress_callback(cfg, space, budget, done, searcher.restarted)]),
     )
     try:
         tuner.fit()

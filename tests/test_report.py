@@ -70,7 +70,8 @@ def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_pa
     # the 2 points the study trained, scored without training (the zero_cost figure)
     assert zero_cost([str(studies / "pareto.yaml"), "--storage", url, "--trained",
                       "--batch", "8", "--scorers", "snn_hamming,params"]) == 0
-    assert "scoring 2 points" in capsys.readouterr().out
+    scored = capsys.readouterr().out
+    assert "scoring 2 points" in scored and "(PC)" in scored and "{" not in scored  # its one label
     out = tmp_path / "report"
     proc = cli("nas.report", str(studies / "pareto.yaml"), "--storage", url, "--out", str(out),
                "--checkpoint", str(checkpoint), cwd=tmp)
@@ -119,6 +120,9 @@ def test_labels_and_pareto_front():
     assert config_label({"PT": True, "PC": False, "TC": True}) == "(PT, TC)"
     assert config_label({"PT": False}) == "none" and config_label({}) == "(base)"
     assert config_label({"T": 2, "PT": True}) == "T=2, PT=True"
+    order = ["PT", "PC", "TC", "CT"]  # the space file's: every command names a point so
+    assert config_label({"CT": False, "PC": True, "PT": True, "TC": True}, order) == "(PT, PC, TC)"
+    assert config_label({"TC": 1, "T": 2, "PT": 0}, order) == "PT=0, TC=1, T=2"
     import numpy as np
 
     energy = np.array([1.0, 2.0, 3.0, 2.5])

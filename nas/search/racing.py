@@ -80,8 +80,7 @@ def race_rows(study, cfg) -> tuple[list[dict], int, int]:
     from optuna.trial import TrialState
 
     from .racing_stats import diff_ci, mean_ci
-    from .results import config_label
-    from .results import correct_by_epoch
+    from .results import config_label, correct_by_epoch, space_order
 
     by_point: dict[str, list] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
@@ -95,17 +94,17 @@ def race_rows(study, cfg) -> tuple[list[dict], int, int]:
         runs = correct.get(point, [])
         return np.stack([r[epoch] for r in runs]) if runs and all(epoch in r for r in runs) else None
 
-    rows, used = [], 0
+    rows, used, order = [], 0, space_order(study)
     for point, ts in by_point.items():
         epoch = max(int(t.user_attrs.get("epochs", 0)) for t in ts)
         used += sum(int(t.user_attrs.get("epochs", 0)) for t in ts)
         mine, theirs = at(point, epoch), at(ref, epoch) if ref else None
-        row = {"point": config_label(json.loads(point)), "n": len(ts), "epochs": epoch,
+        row = {"point": config_label(json.loads(point), order), "n": len(ts), "epochs": epoch,
                "acc": mean_ci(mine) if mine is not None else None,
                "diff": diff_ci(theirs, mine) if mine is not None and theirs is not None
                and point != ref else None,
                "dropped": ts[0].user_attrs.get("race_rung"), "p": ts[0].user_attrs.get("race_p_value"),
-               "lost_to": ts[0].user_attrs.get("race_lost_to")}
+               "lost_to": config_label(ts[0].user_attrs.get("race_lost_to") or {}, order)}
         rows.append(row)
     rows.sort(key=lambda r: (-(r["epochs"]), -(r["acc"][0] if r["acc"] else 0)))
     full = len(by_point) * cfg.repeats * cfg.fidelity.max_epochs
@@ -114,12 +113,12 @@ def race_rows(study, cfg) -> tuple[list[dict], int, int]:
 
 def race_markdown(study, cfg) -> str:
     """The race table (or, for any study that records predictions, the intervals) as markdown."""
-    from .results import config_label
+    from .results import config_label, space_order
 
     rows, used, full = race_rows(study, cfg)
     if not any(r["acc"] for r in rows):
         return ""
-    ref = config_label(cfg.race.reference) if cfg.race.reference else "the reference"
+    ref = config_label(cfg.race.reference, space_order(study)) if cfg.race.reference else "the reference"
     lines = ["## Accuracy with 95% intervals" + (" and the race" if cfg.scheduler == "race" else ""), "",
              "Per point at the budget it reached: validation accuracy, mean and 95% CI over seeds x "
              f"images (paired per-image correctness); {used} of {full} trial-epochs of the full grid.", "",
@@ -127,7 +126,7 @@ def race_markdown(study, cfg) -> str:
     for r in rows:
         acc = "–" if r["acc"] is None else "{:.2f} ({:.2f}, {:.2f})".format(*(100 * v for v in r["acc"]))
         diff = "–" if r["diff"] is None else "{:+.2f} ({:+.2f}, {:+.2f})".format(*(100 * v for v in r["diff"]))
-        fate = (f"dropped after epoch {r['dropped']} (p {r['p']:.3g}, lost to {config_label(r['lost_to'])})"
+        fate = (f"dropped after epoch {r['dropped']} (p {r['p']:.3g}, lost to {r['lost_to']})"
                 if r["dropped"] else "kept")
         lines.append(f"| {r['point']} | {r['n']} | {r['epochs']} | {acc} | {diff} | {fate} |")
     return "\n".join(lines) + "\n"
@@ -137,10 +136,10 @@ def print_race(study, cfg) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .results import config_label
+    from .results import config_label, space_order
 
     rows, used, full = race_rows(study, cfg)
-    ref = config_label(cfg.race.reference) if cfg.race.reference else None
+    ref = config_label(cfg.race.reference, space_order(study)) if cfg.race.reference else None
     table = Table(title=f"{cfg.name}: the race (alpha {cfg.race.alpha}, rungs {cfg.race_rungs})",
                   caption=f"{used} of {full} trial-epochs of the full grid ({100 * used / max(full, 1):.0f}%)",
                   title_justify="left", caption_justify="left")
@@ -150,6 +149,6 @@ def print_race(study, cfg) -> None:
         acc = "–" if r["acc"] is None else "{:.2f} ({:.2f}, {:.2f})".format(*(100 * v for v in r["acc"]))
         diff = "–" if r["diff"] is None else "{:+.2f} ({:+.2f}, {:+.2f})".format(*(100 * v for v in r["diff"]))
         fate = (f"dropped after epoch {r['dropped']} (p {r['p']:.3g}, lost to "
-                f"{config_label(r['lost_to'])})" if r["dropped"] else "kept")
+                f"{r['lost_to']})" if r["dropped"] else "kept")
         table.add_row(r["point"], str(r["n"]), str(r["epochs"]), acc, diff, fate)
     Console(width=160).print(table)

@@ -17,15 +17,25 @@ from ..study import StudyConfig
 CALIBRATION_WARN = 0.6  # a stored calibration's Kendall tau below this: the end table warns
 
 
-def config_label(params: dict) -> str:
-    """``{"PT": True, "PC": False}`` -> ``"(PT)"``; no switch on -> ``"none"``; other
-    values -> ``"k=v, ..."``; the base itself -> ``"(base)"``."""
+def config_label(params: dict, order=()) -> str:
+    """The one name of a point, used by every command and file: ``{"PT": True, "PC":
+    False}`` -> ``"(PT)"``; no switch on -> ``"none"``; other values -> ``"k=v, ..."``; the
+    base itself -> ``"(base)"``. Names in ``order`` (the space file's: :func:`space_order`)
+    come first, in that order."""
     if not params:
         return "(base)"
+    rank = {name: i for i, name in enumerate(order)}
+    params = dict(sorted(params.items(), key=lambda kv: rank.get(kv[0], len(rank))))
     if all(isinstance(v, bool) for v in params.values()):
         on = [k for k, v in params.items() if v]
         return f"({', '.join(on)})" if on else "none"
     return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def space_order(study: optuna.Study) -> list[str]:
+    """The study's parameter names in its space file's order (as stored at its first run)."""
+    definition = study.user_attrs.get("definition") or {}
+    return [p["name"] for p in definition.get("space", {}).get("parameters", [])]
 
 
 def trials_frame(study: optuna.Study, cfg: StudyConfig) -> pd.DataFrame:
@@ -84,12 +94,13 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
     table.add_column("n", justify="right")
     for o in cfg.objectives:
         table.add_column(f"{o.metric} ({'max' if o.direction == 'maximize' else 'min'})", justify="right")
+    order = space_order(study)
     for i, row in ranked.head(limit).iterrows():
         cells = []
         for o in cfg.objectives:
             m, s = row[f"{o.metric}_mean"], row[f"{o.metric}_std"]
             cells.append(f"{m:.4g}" + (f" ± {s:.2g}" if row["n"] > 1 and not math.isnan(s) else ""))
-        table.add_row(str(i + 1), _short(row["point"]), str(row["n"]), *cells)
+        table.add_row(str(i + 1), config_label(json.loads(row["point"]), order), str(row["n"]), *cells)
     Console(width=140).print(table)
     cal = study.user_attrs.get("calibration")
     if cal:
@@ -98,11 +109,6 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
               f"Kendall tau {cal['kendall_tau']:.2f}" + (f", below {CALIBRATION_WARN}: this cheap "
               "ranking may not hold at the expensive setting" if low else ""), flush=True)
     return ranked
-
-
-def _short(point: str) -> str:
-    params = json.loads(point)
-    return ", ".join(f"{k}={v}" for k, v in params.items()) or "(base)"
 
 
 # ---- per-image correctness on the fixed validation split (racing, calibration) --------
