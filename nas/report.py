@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .search.results import config_label, space_order
+from .search.results import config_label, space_order, trial_counts
 from .study import StudyConfig, StudyError, add_common_flags, load_study_from_args, run_command
 
 FIGURES = ("ablation", "intervals", "accuracy_energy", "accuracy_params", "firing_rates",
@@ -64,8 +64,8 @@ def trial_rows(study, cfg: StudyConfig) -> pd.DataFrame:
     names = [o.metric for o in cfg.objectives]
     rows, order = [], space_order(study)
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.WAITING:
-            continue
+        if t.state == TrialState.WAITING or "duplicate_of" in t.user_attrs:
+            continue  # queued, or a discarded proposal (never trained)
         row: dict[str, Any] = {
             "number": t.number, "state": t.state.name, "point": json.dumps(t.params, sort_keys=True),
             "label": config_label(t.params, order), "repeat": t.user_attrs.get("repeat", 0),
@@ -394,13 +394,11 @@ def _pm(mean: float, sd: float, n: int, scale: float = 1.0, digits: int = 4) -> 
 
 def summary_markdown(df: pd.DataFrame, cfg: StudyConfig, figures: dict[str, Any],
                      best: pd.Series | None, rates_source: str | None,
-                     rates: list[dict] | None) -> str:
-    states = df["state"].value_counts().to_dict() if len(df) else {}
+                     rates: list[dict] | None, counts: str = "") -> str:
     lines = [f"# Study `{cfg.name}`", "",
              f"Storage `{cfg.storage_url}`; objectives: "
              + ", ".join(f"{o.metric} ({o.direction})" for o in cfg.objectives)
-             + f"; full budget {cfg.fidelity.max_epochs} epochs; trials: "
-             + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"), ""]
+             + f"; full budget {cfg.fidelity.max_epochs} epochs; {counts}", ""]
     conf = configurations(df)
     lines += ["## Configurations (Table 3 style)", "",
               "Full-budget trials per configuration: mean ± sd over repeats. Energy, SOPs "
@@ -527,7 +525,7 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
 
     figures["zero_cost"] = fig_zero_cost(study, cfg, out)
     funnel = funnel_line(study)
-    (out / "summary.md").write_text(summary_markdown(df, cfg, figures, best, source, rates) + "\n"
+    (out / "summary.md").write_text(summary_markdown(df, cfg, figures, best, source, rates, trial_counts(study)) + "\n"
                                     + race_markdown(study, cfg) + "\n" + calibration_markdown(study)
                                     + ("\n## Prefilter\n\n" + funnel + "\n" if funnel else "")
                                     + "\n" + agreement_markdown(study))

@@ -91,6 +91,9 @@ def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_pa
     assert len(rows) == 2 and all(r.endswith("| kept |") for r in rows)  # per-image intervals
     assert all(row.split("|")[3].strip() == "2" for row in table[:2])  # n = 2 repeats
     assert "checkpoint best.pt" in summary
+    from nas.search.results import trial_counts
+
+    assert "; 4 trials: COMPLETE 4\n" in summary and trial_counts(optuna.load_study(study_name="pareto", storage=url)) in summary
 
 
 def test_report_without_checkpoint_uses_stored_rates_and_says_what_it_skips(pareto_run, tmp_path, studies,

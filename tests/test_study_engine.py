@@ -45,6 +45,10 @@ def test_study_stores_every_trial_with_its_attributes(asha_run):
         assert t.user_attrs["wall_seconds"] > 0
         assert len(t.user_attrs["curve"]) == t.user_attrs["epochs"]
     assert "[6/6]" in proc.stdout and "ranking at the full budget" in proc.stdout
+    from nas.search.results import trial_counts
+
+    assert f"points; {trial_counts(load(url, 'asha'))}" in proc.stdout  # the end table's count
+    assert len(load(url, "asha").trials) == 6  # no record but the 6 trials
     assert load(url, "asha").metric_names == ["val_acc"]  # the dashboard's label
     assert "optuna-dashboard " + url in proc.stdout and "nas.export" in proc.stdout  # next steps
 
@@ -172,7 +176,17 @@ def test_dashboard_serves_the_study(asha_run):
         sid = next(s["study_id"] for s in studies if s["study_name"] == "asha")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{sid}", timeout=5) as r:
             detail = json.load(r)
-        assert len(detail["trials"]) == len(load(url, "asha").trials)  # every trial, discarded proposals too
+        assert len(detail["trials"]) == len(load(url, "asha").trials)
+        # one count of trials: the dashboard's, the end table's and summary.md's
+        from collections import Counter
+
+        from nas.search.results import trial_counts
+
+        shown = Counter(t["state"].upper() for t in detail["trials"])
+        line = trial_counts(load(url, "asha"))
+        assert line.startswith(f"{len(detail['trials'])} trials: ")
+        assert all(f"{state} {n}" in line for state, n in shown.items()), (shown, line)
+        assert "FAIL" not in shown  # no discarded proposal on a finite space
         attrs = {a["key"] for a in detail["trials"][0]["user_attrs"]}
         assert {"arch", "params", "epochs", "curve"} <= attrs
     finally:

@@ -38,6 +38,27 @@ def space_order(study: optuna.Study) -> list[str]:
     return [p["name"] for p in definition.get("space", {}).get("parameters", [])]
 
 
+STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+
+def trial_counts(study: optuna.Study) -> str:
+    """The study's trials by state, as Optuna and optuna-dashboard count them (the one
+    count of the end table and summary.md); FAIL and WAITING trials said for what they are."""
+    trials = study.get_trials(deepcopy=False)
+    fails = [t.user_attrs for t in trials if t.state == TrialState.FAIL]
+    kinds = {"interrupted by a stopped driver, its point queued again": sum(bool(a.get("interrupted")) for a in fails),
+             "proposals of a point the study had, never trained": sum("duplicate_of" in a for a in fails)}
+    kinds["raised an error"] = len(fails) - sum(kinds.values())
+    notes = {"WAITING": "queued, not run yet",
+             "FAIL": ", ".join(f"{n} {what}" for what, n in kinds.items() if n) if len(fails) > kinds["raised an error"] else ""}
+    parts = []
+    for state in STATE_ORDER:
+        n = sum(t.state.name == state for t in trials)
+        if n:
+            parts.append(f"{state} {n}" + (f" ({notes[state]})" if notes.get(state) else ""))
+    return f"{len(trials)} trials: " + (", ".join(parts) or "none")
+
+
 def trials_frame(study: optuna.Study, cfg: StudyConfig) -> pd.DataFrame:
     """One row per trial: number, state, point, repeat, epochs, objectives, error."""
     rows = []
@@ -81,13 +102,9 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
 
     df = trials_frame(study, cfg)
     ranked = ranking(df, cfg)
-    states = df["state"].value_counts().to_dict() if len(df) else {}
-    interrupted = int(df["interrupted"].sum()) if len(df) else 0
     epochs = cfg.fidelity.max_epochs
     table = Table(title=f"{cfg.name}: ranking at the full budget ({epochs} epoch{'s' * (epochs > 1)})",
-                  caption=f"{len(ranked)} points; trials: "
-                  + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none")
-                  + (f" (of which {interrupted} interrupted, re-queued)" if interrupted else ""),
+                  caption=f"{len(ranked)} points; {trial_counts(study)}",
                   title_justify="left", caption_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("point")
