@@ -260,6 +260,17 @@ def check_data_and_space(cfg: StudyConfig, space) -> None:
                              "check the bounds of its widths")
 
 
+def check_race_budget(cfg: StudyConfig, points: int, budget: int) -> None:
+    """A race tests every point of its grid with all its seeds in each round: a budget that
+    leaves a point short of its repeats would stop the race mid-way."""
+    need = points * cfg.repeats
+    if cfg.scheduler == "race" and budget < need:
+        raise StudyError(f"{cfg.source}: trials: a race trains all {points} points of its grid "
+                         f"with their {cfg.repeats} seeds ({points} x {cfg.repeats} = {need} trials), "
+                         f"but trials is {budget}; allowed: leave trials unset (every point) or "
+                         f"at least {need}, or a smaller space")
+
+
 def _command(module: str, cfg: StudyConfig, smoke: bool) -> str:
     flags = " --smoke-test" if smoke else ""
     if cfg.storage:
@@ -329,14 +340,15 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = cfg.load_space()
-    check_results_storage(cfg)
-    if not cfg.ray_address:
-        check_data_and_space(cfg, space)
-    study, storage = open_study(cfg, space, fresh)
     budget = cfg.trials
     if cfg.sampler.name == "grid":
         points = space.grid()
         budget = budget or len(points) * cfg.repeats
+        check_race_budget(cfg, len(points), budget)
+    check_results_storage(cfg)
+    if not cfg.ray_address:
+        check_data_and_space(cfg, space)
+    study, storage = open_study(cfg, space, fresh)
     recovered = recover_interrupted(study)
     if recovered:
         print(f"re-queued {recovered} trial(s) interrupted in an earlier run", flush=True)

@@ -90,6 +90,13 @@ def test_bad_flags_are_blamed_not_the_file(args, expected, studies, capsys):
     assert err.startswith("error: ") and expected in err and "asha.yaml:" not in err, err
 
 
+def test_a_race_whose_budget_cannot_hold_every_seed_of_every_point_fails_at_once(studies, tmp_path, capsys):
+    assert run_main([str(studies / "race.yaml"), "--trials", "7", "--storage", f"sqlite:///{tmp_path / 'o.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trials: a race trains all 4 points of its grid with their 2 seeds" in err
+    assert "(4 x 2 = 8 trials), but trials is 7" in err and not (tmp_path / "o.db").exists()
+
+
 def test_flags_and_set_override_the_file(studies, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = load_study(studies / "asha.yaml", [Override("data.root", "here.npz", "--data-root here.npz"),
