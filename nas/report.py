@@ -188,12 +188,14 @@ def fig_intervals(study, cfg: StudyConfig, out: Path):
     fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.42 * len(rows)))
     for i, r in enumerate(rows):
         m, lo, hi = (100 * v for v in r["acc"])
+        lo, hi = (m, m) if math.isnan(lo) else (lo, hi)  # 2 seeds, nothing to pool: no interval
         color = "tab:red" if r["dropped"] else "tab:blue"
         ax.errorbar(m, i, xerr=[[m - lo], [hi - m]], fmt="o", color=color, capsize=3)
         ax.text(hi, i, f"  {r['epochs']} ep" + (f", dropped (p {r['p']:.2g})" if r["dropped"] else ""),
                 va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [r["point"] for r in rows])
     ax.invert_yaxis()
+    ax.set_xlim(left=max(ax.get_xlim()[0], 0.0), right=min(ax.get_xlim()[1], 100.0))
     ax.set_xlabel("validation accuracy (%), mean and 95% CI over seeds x images, at the budget reached")
     ax.set_title(f"{cfg.name}: {used} of {full} trial-epochs of the full grid"
                  + (" (red: dropped by the race)" if any(r["dropped"] for r in rows) else ""), fontsize=10)
