@@ -258,6 +258,11 @@ def check_data_and_space(cfg: StudyConfig, space) -> None:
             raise StudyError(f"{cfg.source}: space {space.name!r}: the point {point} has {n:.3g} "
                              f"parameters (more than {MAX_PARAMS:.0e}{'; ' + why if why else ''}); "
                              "check the bounds of its widths")
+    from .search.effects_check import parameters_without_effect
+
+    for line in parameters_without_effect(space, (data.in_channels, data.image_size, data.image_size),
+                                          data.num_classes):
+        print(line, file=sys.stderr, flush=True)
 
 
 def check_race_budget(cfg: StudyConfig, points: int, budget: int) -> None:

@@ -33,6 +33,19 @@ def clone(tmp_path_factory) -> Path:
     return root
 
 
+def test_every_parameter_of_the_quickstart_changes_its_network_and_an_inert_one_is_named():
+    from nas.search.effects_check import parameters_without_effect
+
+    cfg = load_study(REPO / "studies" / "quickstart.yaml")
+    assert parameters_without_effect(cfg.load_space(), (1, 16, 16), 10) == []  # PT, PC, TC, CT all act
+    inert = parameters_without_effect(load_study(REPO / "studies" / "quickstart.yaml",
+                                                 [Override("base", "tiny", "--set base=tiny")]).load_space(),
+                                      (1, 16, 16), 10)
+    assert [line.split("'")[1] for line in inert] == ["PT", "CT"], inert
+    assert inert[0].startswith("warning: parameter 'PT' (stages.*.skips.PT) of space 'skip_connections' "
+                               "has no effect on base 'tiny'")
+
+
 def test_smoke_test_runs_offline_as_its_own_study(clone, capsys, monkeypatch):
     proc = cli("nas.run", "studies/skip_connections.yaml", "--smoke-test", cwd=clone)
     assert proc.returncode == 0, proc.stderr[-3000:]
