@@ -118,6 +118,11 @@ def test_export_writes_configs_that_rebuild_exactly(asha_run, studies, tmp_path)
     # the file carries its recipe: no --data, the study's 32 px synthetic set, the same model
     recipe = yaml.safe_load(files[0].read_text())["recipe"]
     assert recipe["data"]["synthetic"]["size"] == 32 and recipe["train"]["epochs"] == 3
+    assert recipe["threads"] == trial.user_attrs["threads"] == 1  # the trial's CPU threads
+    again = cli("nas.train", "--arch-config", str(files[0]), "--no-progress", "--out", str(tmp_path / "a"),
+                cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout.strip().splitlines()[-1])["val_acc"] == trial.value  # bit for bit
     run = cli("nas.train", "--arch-config", str(files[0]), "--epochs", "1",
               "--no-progress", "--out", str(tmp_path / "ckpt"), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]

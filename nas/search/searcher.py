@@ -204,7 +204,7 @@ class StudySearcher(OptunaSearch):
         if "arch_json" in result:
             attrs["arch"] = json.loads(result["arch_json"])
         measured = () if "error" in result else ("val_acc", *TRIAL_METRICS)  # not the worst values
-        for key in ("params", "wall_seconds", "T", "train_acc", "val_loss", *measured):
+        for key in ("params", "wall_seconds", "T", "threads", "train_acc", "val_loss", *measured):
             if key in result and not (isinstance(result[key], float) and math.isnan(result[key])):
                 attrs[key] = result[key]
         if "layer_rates_json" in result:
