@@ -4,8 +4,10 @@
     python -m nas.inspect --arch mlp_spe_t --T 4          # untrained: structure only
 
 Images: the first ``--images`` validation images of ``--data``, else of the data the
-checkpoint was trained on; without either, Gaussian noise (BatchNorm calibrated on it so
-that an untrained network fires: the counts show the structure, not trained behaviour).
+checkpoint was trained on, else of the ``--arch-config`` file's recipe (an export's: the
+study's data, at the network's image size); without any, Gaussian noise (BatchNorm
+calibrated on it so that an untrained network fires: the counts show the structure, not
+trained behaviour), and the output says so.
 Counts are per image; see :mod:`nas.metrics` for the definitions.
 """
 from __future__ import annotations
@@ -74,19 +76,34 @@ def render(m: ModelMetrics, title: str, layers: bool = False) -> None:
         console.print(ot)
 
 
+def _data_source(args, meta: dict | None) -> tuple[str, dict] | None:
+    """Where the images come from: ``--data`` (with the recipe's settings when it names the
+    same data set), the checkpoint's data, or the ``--arch-config`` file's recipe."""
+    import blocks
+
+    recipe = (blocks.read_recipe(args.arch_config) or {}).get("data") if args.arch_config else None
+    if args.data:
+        same = recipe if recipe and recipe.get("name") == args.data else {}
+        root = {"root": args.data_root} if args.data_root else {}
+        return "--data", {**same, "name": args.data, **root}
+    if meta and meta.get("data"):
+        return "the checkpoint's data", meta["data"]
+    if recipe:
+        return f"the recipe of {args.arch_config}", recipe
+    return None
+
+
 def _images(args, model, meta: dict | None) -> tuple[torch.Tensor, str, bool]:
-    """(images, where they come from, whether they are real data)."""
+    """(images, where they come from, whether they are real data); the images at the
+    network's size (an export's digits were upsampled to it, say)."""
     from .training.data import DataConfig, load_data
     from .metrics import eval_batch
 
-    sources = []
-    if args.data:
-        sources.append(("--data", {"name": args.data, "root": args.data_root}))
-    elif meta and meta.get("data"):
-        sources.append(("the checkpoint's data", meta["data"]))
-    for what, src in sources:
+    source = _data_source(args, meta)
+    for what, src in [source] if source else []:
         try:
-            data = load_data(DataConfig.model_validate({**src, "batch_size": args.images}),
+            data = load_data(DataConfig.model_validate({**src, "batch_size": args.images,
+                                                        "image_size": model.config.image_size}),
                              torch.device("cpu"))
             x = eval_batch(data, args.images)
             return x, f"{len(x)} validation images of {src.get('name')} ({what})", True
@@ -98,7 +115,9 @@ def _images(args, model, meta: dict | None) -> tuple[torch.Tensor, str, bool]:
     cfg = model.config
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.images, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g)
-    return x, f"{args.images} Gaussian-noise images (no data)", False
+    print("note: no data (no --data, no checkpoint data, no recipe in --arch-config): measured on "
+          "Gaussian noise; the counts show the structure, not trained behaviour", file=sys.stderr)
+    return x, f"{args.images} GAUSSIAN-NOISE images, not data", False
 
 
 def main(argv: list[str] | None = None) -> int:

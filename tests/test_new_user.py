@@ -165,6 +165,24 @@ def test_inspect_names_what_does_not_fit_a_checkpoint(tmp_path, capsys):
     assert "differently shaped (checkpoint vs model): head.fc.weight (4, " in err, err
 
 
+def test_inspect_measures_on_the_recipes_data_and_says_when_it_is_noise(tmp_path, capsys):
+    """An export of the quickstart (digits upsampled to 16 px, one channel): inspect takes
+    the recipe's data and image size, with or without --data; with no data, says noise."""
+    import yaml
+
+    arch = blocks.load_config("tiny2", image_size=16, in_channels=1)
+    path = tmp_path / "rank01.yaml"
+    path.write_text(blocks.dump_config(arch) + yaml.safe_dump(
+        {"recipe": {"data": {"name": "digits", "image_size": 16, "val_fraction": 0.2}}}))
+    for extra in ([], ["--data", "digits"]):
+        assert inspect_main(["--arch-config", str(path), "--images", "8", *extra]) == 0
+        out = capsys.readouterr()
+        assert "8 validation images of digits" in out.out and "noise" not in out.err.lower(), out
+    assert inspect_main(["--arch", "tiny", "--images", "4"]) == 0
+    out = capsys.readouterr()
+    assert "GAUSSIAN-NOISE images, not data" in out.out and out.err.startswith("note: no data")
+
+
 def test_train_logs_progress_lines_without_a_terminal(monkeypatch, capsys):
     import nas.train
 
