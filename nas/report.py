@@ -162,14 +162,15 @@ def fig_ablation(df: pd.DataFrame, cfg: StudyConfig, out: Path):
     right = (means + sds).max()
     span = max(right - min(0.0, done["value"].min()), 1e-9)
     for i, lab in enumerate(order):
-        text = f"{means[lab]:.2f} ± {sds[lab]:.2f}  (n={ns[lab]})"
+        text = f"{means[lab]:.2f}" + (f" ± {sds[lab]:.2f}" if ns[lab] > 1 else "") + f"  (n={ns[lab]})"
         ax.text(right + 0.03 * span, i, text, va="center", fontsize=9)
     ax.set_xlim(right=right + 0.45 * span)
     ax.set_xlabel(METRIC_LABELS.get(metric, metric))
     ax.set_ylabel("configuration")
     reps = sorted(set(ns))
-    ax.set_title(f"{cfg.name}: {len(order)} configurations, mean ± sd over "
-                 f"{reps[0] if len(reps) == 1 else f'{reps[0]}-{reps[-1]}'} repeat(s)")
+    spread = ("one trial each (repeats: 1, no spread)" if reps == [1] else "mean ± sd over "
+              f"{reps[0] if len(reps) == 1 else f'{reps[0]}-{reps[-1]}'} repeat(s)")
+    ax.set_title(f"{cfg.name}: {len(order)} configurations, {spread}")
     return _save(fig, out, "ablation")
 
 
@@ -212,6 +213,9 @@ def _acc_scatter(df: pd.DataFrame, xkey: str, out: Path, name: str, cfg: StudyCo
     from matplotlib.ticker import MaxNLocator
 
     x = done[xkey].to_numpy(float) / scale
+    if x.max() == x.min():
+        return (f"every full-budget trial has the same {xkey} ({x[0] * scale:.6g}): accuracy "
+                f"against it would carry no information")
     y = done["val_acc"].to_numpy(float) * 100
     labels = list(done["label"])
     front = pareto_mask(x, y)
@@ -233,9 +237,6 @@ def _acc_scatter(df: pd.DataFrame, xkey: str, out: Path, name: str, cfg: StudyCo
         ax.set_xscale("log")
     else:
         ax.xaxis.set_major_locator(MaxNLocator(5))
-    if x.max() == x.min():  # one x value: give the axis some room
-        pad = abs(x.max()) * 0.05 or 1.0
-        ax.set_xlim(x.min() - pad, x.max() + pad)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(METRIC_LABELS["val_acc"])
     ax.set_title(f"{cfg.name}: {len(x)} full-budget trials")
@@ -276,6 +277,10 @@ def fig_firing_rates(rates: list[dict] | None, title: str, out: Path, sparsity: 
     from matplotlib.patches import Patch
 
     handles = [Patch(color=palette[s], label=s) for s in stages]
+    silent = frame[frame["rate"] == 0]
+    if len(silent):  # a bar of height 0 is invisible: mark the layers that never fired
+        handles.append(ax.scatter(silent["index"], np.zeros(len(silent)), marker="x", color="C3", zorder=3,
+                                  clip_on=False, label=f"silent: no spike ({len(silent)} layers)"))
     if sparsity is not None and math.isfinite(sparsity):
         line = ax.axhline(sparsity, color="black", linestyle="--", linewidth=1)
         line.set_label(f"network sparsity {sparsity:.3g}")
@@ -343,16 +348,19 @@ def fig_token_mixing(model, title: str, out: Path, block: int = 0):
 
 
 def fig_learning_curves(df: pd.DataFrame, cfg: StudyConfig, out: Path):
+    """Every trial's curve: colour by point, line style by how it ended."""
     metric = cfg.objectives[0].metric
     have = df[[len(c) > 0 for c in df["curve"]]] if len(df) else df
     if not len(have):
         return "no trial has a learning curve yet"
     plt, sns = _plt()
-    fig, ax = plt.subplots(figsize=(6.6, 4.4))
-    styles = {"COMPLETE": dict(color="C0", linestyle="-", alpha=0.75, linewidth=1.4),
-              "PRUNED": dict(color="0.5", linestyle="--", alpha=0.8, linewidth=1.1),
-              "FAIL": dict(color="C3", linestyle=":", alpha=0.8, linewidth=1.1),
-              "RUNNING": dict(color="C2", linestyle="-.", alpha=0.8, linewidth=1.1)}
+    fig, ax = plt.subplots(figsize=(7.8, 4.4))
+    styles = {"COMPLETE": dict(linestyle="-", alpha=0.85, linewidth=1.4),
+              "PRUNED": dict(linestyle="--", alpha=0.8, linewidth=1.1),
+              "FAIL": dict(linestyle=":", alpha=0.8, linewidth=1.1),
+              "RUNNING": dict(linestyle="-.", alpha=0.8, linewidth=1.1)}
+    points = list(dict.fromkeys(have["label"]))
+    colours = dict(zip(points, sns.color_palette("tab10" if len(points) <= 10 else "husl", len(points))))
     counts: dict[str, int] = {}
     epochs_max = 1
     for _, row in have.iterrows():
@@ -360,23 +368,25 @@ def fig_learning_curves(df: pd.DataFrame, cfg: StudyConfig, out: Path):
         xs = np.arange(1, len(ys) + 1)
         epochs_max = max(epochs_max, len(ys))
         st = styles.get(row["state"], styles["RUNNING"])
-        ax.plot(xs, ys, marker="o", markersize=3, **st)
+        ax.plot(xs, ys, marker="o", markersize=3, color=colours[row["label"]], **st)
         if row["state"] == "PRUNED" and np.isfinite(ys[-1]):
             ax.plot(xs[-1], ys[-1], marker="x", color="black", markersize=7, linestyle="none")
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], marker="o", markersize=3, label=f"{s.lower()} ({n})", **styles[s])
+    handles = [Line2D([], [], color="black", label=f"{s.lower()} ({n})", **styles[s])
                for s, n in counts.items() if s in styles]
     if "PRUNED" in counts:
         handles.append(Line2D([], [], marker="x", color="black", linestyle="none",
                               label="stopped by the scheduler"))
-    ax.legend(handles=handles, loc="best", fontsize=8, frameon=True)
+    if len(points) <= 20:  # the points by colour, beside the states by line style
+        handles += [Line2D([], [], color=colours[p], linewidth=2.5, label=p) for p in points]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=True)
     ax.set_xlabel("epoch")
     ax.set_xticks(range(1, epochs_max + 1, max(1, epochs_max // 10)))
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.set_title(f"{cfg.name}: learning curves of {len(have)} trials "
-                 f"(full budget {cfg.fidelity.max_epochs} epochs)")
+    ax.set_title(f"{cfg.name}: learning curves of {len(have)} trials, {len(points)} points "
+                 f"(full budget {cfg.fidelity.max_epochs} epochs)", fontsize=10)
     return _save(fig, out, "learning_curves")
 
 

@@ -280,7 +280,8 @@ def _table(rows: list[dict], names: list[str], top: int, order=()) -> None:
     first = names[0]
     ranked = sorted(rows, key=lambda r: -r["scores"][first]
                     if not math.isnan(r["scores"][first]) else math.inf)
-    t = Table(title=f"zero-cost scores, ranked by {first} (top {min(top, len(rows))} of {len(rows)})")
+    title = f"zero-cost scores, ranked by {first} (top {min(top, len(rows))} of {len(rows)})"
+    t = Table(title=title, min_width=len(title))  # the title on one line, however short the labels
     t.add_column("#", justify="right")
     for n in names:
         t.add_column(n, justify="right")

@@ -76,7 +76,9 @@ def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_pa
     proc = cli("nas.report", str(studies / "pareto.yaml"), "--storage", url, "--out", str(out),
                "--checkpoint", str(checkpoint), cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in FIGURES:
+    # skips add no weight: one parameter count for every point, so no accuracy-vs-parameters figure
+    assert "skipped accuracy_params: every full-budget trial has the same params" in proc.stdout
+    for name in (f for f in FIGURES if f != "accuracy_params"):
         assert f"wrote {name}" in proc.stdout, proc.stdout
         png, pdf = out / f"{name}.png", out / f"{name}.pdf"
         assert pdf.stat().st_size > 1000 and pdf.read_bytes()[:4] == b"%PDF"
@@ -117,6 +119,24 @@ def test_missing_study_or_storage_exits_2(tmp_path, capsys, studies):
     assert main([str(studies / "pareto.yaml"), "--storage", f"sqlite:///{tmp_path / 'x.db'}", "--out",
                  str(tmp_path / "o")]) == 2
     assert "no study named 'pareto'" in capsys.readouterr().err
+
+
+def test_figures_without_information_say_so(tmp_path):
+    import pandas as pd
+
+    from nas.analysis.zero_cost_agreement import tau_text
+    from nas.report import fig_firing_rates
+
+    assert tau_text({"kendall": math.nan, "ci": (math.nan, math.nan)}).startswith("undefined (the score")
+    assert tau_text({"kendall": 0.5, "ci": (0.1, 0.8)}) == "+0.500 [+0.10, +0.80]"
+    rates = [{"layer": "stages.0.blocks.0.lif", "stage": 0, "rate": 0.0},
+             {"layer": "stages.0.blocks.1.lif", "stage": 0, "rate": 0.2}]
+    assert isinstance(fig_firing_rates(rates, "t", tmp_path), list)  # a silent layer is marked, not hidden
+    one = pd.DataFrame({"state": ["COMPLETE"] * 2, "params": [5.0, 5.0], "val_acc": [0.5, 0.6],
+                        "label": ["a", "b"]})
+    from nas.report import fig_accuracy_params
+
+    assert "same params (5)" in fig_accuracy_params(one, None, tmp_path)
 
 
 def test_labels_and_pareto_front():

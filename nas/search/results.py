@@ -103,9 +103,10 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
     df = trials_frame(study, cfg)
     ranked = ranking(df, cfg)
     epochs = cfg.fidelity.max_epochs
-    table = Table(title=f"{cfg.name}: ranking at the full budget ({epochs} epoch{'s' * (epochs > 1)})",
-                  caption=f"{len(ranked)} points; {trial_counts(study)}",
-                  title_justify="left", caption_justify="left")
+    title = f"{cfg.name}: ranking at the full budget ({epochs} epoch{'s' * (epochs > 1)})"
+    caption = f"{len(ranked)} points; {trial_counts(study)}"
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left",
+                  min_width=min(max(len(title), len(caption)), 140))  # each on one line
     table.add_column("rank", justify="right")
     table.add_column("point")
     table.add_column("n", justify="right")
