@@ -283,9 +283,16 @@ def _command(module: str, cfg: StudyConfig, smoke: bool) -> str:
     return f"python -m {module} {cfg.source}{flags}"
 
 
+def dashboard_command(cfg: StudyConfig) -> str:
+    """optuna-dashboard on the study's storage, with its trials' artifacts (figures, YAML)."""
+    from .search.artifacts import artifact_dir
+
+    return f"optuna-dashboard {cfg.storage_url} --artifact-dir {artifact_dir(cfg)}"
+
+
 def print_next_steps(cfg: StudyConfig, smoke: bool) -> None:
     print(f"\nThe study {cfg.name!r} lives in {cfg.storage_url}. Next:\n"
-          f"  optuna-dashboard {cfg.storage_url}      # watch or browse it\n"
+          f"  {dashboard_command(cfg)}      # watch or browse it; a trial's page shows its figures\n"
           f"  {_command('nas.export', cfg, smoke)}      # the best architectures as YAML\n"
           f"  {_command('nas.report', cfg, smoke)}      # figures and summary.md\n"
           f"  {_command('nas.run', cfg, smoke)} --fresh      # start it over", flush=True)
@@ -372,6 +379,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
               "errors are in the table below and in the dashboard); fix the cause and start over "
               "with --fresh, or allow more with --set max_attempts=N", flush=True)
     if remaining > 0:
+        print(f"watch it live: {dashboard_command(cfg)}", flush=True)
         prefilter.apply(cfg, study, space, log=lambda m: print(m, flush=True))
         with ray_session(cfg):
             _search(cfg, space, storage, budget, done, remaining)

@@ -49,6 +49,22 @@ def test_study_stores_every_trial_with_its_attributes(asha_run):
 
     assert f"points; {trial_counts(load(url, 'asha'))}" in proc.stdout  # the end table's count
     assert len(load(url, "asha").trials) == 6  # no record but the 6 trials
+    # each trial's figures and architecture, as Optuna artifacts (the dashboard shows them)
+    import optuna
+
+    from nas.search.artifacts import artifact_dir
+    from nas.study import Override, load_study
+
+    cfg = load_study(Path(proc.args[3]), [Override("storage", url, "--storage")])
+    assert f"--artifact-dir {artifact_dir(cfg)}" in proc.stdout
+    store = optuna.artifacts.FileSystemArtifactStore(str(artifact_dir(cfg)))
+    for t in trials:
+        metas = {m.filename: m for m in optuna.artifacts.get_all_artifact_meta(t, storage=load(url, "asha")._storage)}
+        full = t.state == TrialState.COMPLETE
+        assert set(metas) == {"learning_curve.png", "architecture.yaml"} | ({"firing_rates.png"} if full else set())
+        optuna.artifacts.download_artifact(artifact_store=store, file_path=str(tmp / f"a{t.number}.yaml"),
+                                           artifact_id=metas["architecture.yaml"].artifact_id)
+        assert blocks.load_config(tmp / f"a{t.number}.yaml") == blocks.load_config(t.user_attrs["arch"])
     assert load(url, "asha").metric_names == ["val_acc"]  # the dashboard's label
     assert "optuna-dashboard " + url in proc.stdout and "nas.export" in proc.stdout  # next steps
 

@@ -211,6 +211,7 @@ class StudySearcher(OptunaSearch):
             attrs["layer_rates"] = json.loads(result["layer_rates_json"])
         for k, v in attrs.items():
             ot.set_user_attr(k, v)
+        self._store_artifacts(ot, attrs)
         if error or "error" in result:
             ot.set_user_attr("error", result.get("error") or (
                 "its worker process died (killed by the system, e.g. out of memory, or its "
@@ -221,6 +222,16 @@ class StudySearcher(OptunaSearch):
         else:
             values = [result[o.metric] for o in self._cfg.objectives]
             self._ot_study.tell(ot, values if len(values) > 1 else values[0])
+
+
+    def _store_artifacts(self, ot, attrs: dict) -> None:
+        """The trial's learning curve, firing rates and architecture, for the dashboard."""
+        from .artifacts import store_trial_artifacts
+        from .results import config_label
+
+        order = [p.name for p in getattr(self._arch_space, "parameters", [])]
+        store_trial_artifacts(self._cfg, ot, attrs, f"{self._cfg.name} trial {ot.number}: "
+                                                    f"{config_label(ot.params, order)}")
 
 
 def recover_interrupted(study: optuna.Study, stale_after: float = STALE_AFTER_S) -> int:
