@@ -169,11 +169,16 @@ def check_resources(cfg: StudyConfig) -> None:
         return
     biggest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
     have = f"{biggest.get('CPU', 0):g} CPUs and {biggest.get('GPU', 0):g} GPUs"
+    cpu_study = Path(cfg.source or ".").with_name(f"{cfg.name}_cpu.yaml")
     raise StudyError(
         f"{cfg.source}: resources: a trial asks {cfg.resources.cpu:g} CPUs and "
         f"{cfg.resources.gpu:g} GPUs, but the largest node of the Ray cluster has {have}, so "
         "no trial could start; to run here: --set resources.cpu=1 --set resources.gpu=0 "
-        "(and --concurrency N), or --smoke-test for the study's tiny version")
+        "(and --concurrency N), or --smoke-test for the study's tiny version"
+        + (f"; {cpu_study} is this study at CPU scale" if cpu_study.is_file() else ""))
+
+
+QUIET_S = 30.0  # on long runs, a trial's epoch is printed when the terminal was quiet this long
 
 
 def _progress_callback(cfg: StudyConfig, space, budget: int, done_before: int, on_restart):
@@ -186,17 +191,26 @@ def _progress_callback(cfg: StudyConfig, space, budget: int, done_before: int, o
     order = [p.name for p in space.parameters]
 
     class Progress(Callback):
-        """One line per finished trial, with the study's count and how it ended."""
+        """One line per finished trial, with the study's count and how it ended; on long
+        runs, a trial's epoch when nothing was printed for ``QUIET_S`` seconds."""
 
         def __init__(self) -> None:
-            self.done = done_before
+            self.done, self.said = done_before, time.time()
+
+        def _name(self, trial) -> str:
+            return (f"trial {trial.config.get('optuna_trial')} "
+                    f"{config_label(trial.config.get('params') or {}, order)} repeat {trial.config.get('repeat')}")
 
         def _line(self, trial, what: str) -> None:
             self.done += 1
-            print(f"[{self.done}/{budget}] trial {trial.config.get('optuna_trial')} "
-                  f"{config_label(trial.config.get('params') or {}, order)} repeat "
-                  f"{trial.config.get('repeat')}: {what}",
-                  flush=True)
+            print(f"[{self.done}/{budget}] {self._name(trial)}: {what}", flush=True)
+            self.said = time.time()
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if time.time() - self.said >= QUIET_S and "epoch" in result:
+                print(f"  {self._name(trial)}: epoch {int(result['epoch'])}/{full}, {metric} "
+                      f"{result.get(metric, float('nan')):.4f}", flush=True)
+                self.said = time.time()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             r = trial.last_result or {}
@@ -379,9 +393,12 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
               "errors are in the table below and in the dashboard); fix the cause and start over "
               "with --fresh, or allow more with --set max_attempts=N", flush=True)
     if remaining > 0:
-        print(f"watch it live: {dashboard_command(cfg)}", flush=True)
+        from .search.runlog import run_log
+
+        print(f"watch it live: {dashboard_command(cfg)}\nRay's and Optuna's logs: "
+              f"{cfg.run_dir / 'run.log'}", flush=True)
         prefilter.apply(cfg, study, space, log=lambda m: print(m, flush=True))
-        with ray_session(cfg):
+        with run_log(cfg.run_dir / "run.log"), ray_session(cfg):
             _search(cfg, space, storage, budget, done, remaining)
     print_ranking(study, cfg)
     if prefilter.funnel_line(study):

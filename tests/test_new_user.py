@@ -75,6 +75,7 @@ def test_headline_study_offline_says_which_flag_to_use(clone, capsys, monkeypatc
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "data: cifar10 not found" in err and "--data imagefolder --data-root DIR" in err
+    assert "to DIR/cifar10/train/<class>/*.jpg: `--data-root DIR/cifar10`" in err  # the shipped archive
     assert "../shared" not in err
     assert not (clone / "data").exists()  # no empty folder left behind
 
@@ -86,6 +87,7 @@ def test_a_study_that_cannot_be_placed_fails_at_once(clone):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "resources: a trial asks 4 CPUs and 0.25 GPUs" in proc.stderr
     assert "--set resources.cpu=1 --set resources.gpu=0" in proc.stderr
+    assert "studies/skip_connections_cpu.yaml is this study at CPU scale" in proc.stderr
     assert time.time() - started < 90
 
 
@@ -181,6 +183,21 @@ def test_inspect_measures_on_the_recipes_data_and_says_when_it_is_noise(tmp_path
     assert inspect_main(["--arch", "tiny", "--images", "4"]) == 0
     out = capsys.readouterr()
     assert "GAUSSIAN-NOISE images, not data" in out.out and out.err.startswith("note: no data")
+
+
+def test_a_long_run_prints_a_trials_epoch_when_the_terminal_was_quiet(studies, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import nas.run
+
+    cfg = load_study(studies / "asha.yaml")
+    progress = nas.run._progress_callback(cfg, cfg.load_space(), 6, 0, lambda trial_id: None)
+    trial = SimpleNamespace(config={"optuna_trial": 3, "params": {"PC": True, "PT": False}, "repeat": 0})
+    progress.on_trial_result(0, [], trial, {"epoch": 1, "val_acc": 0.25})
+    assert capsys.readouterr().out == ""  # just started: quiet
+    monkeypatch.setattr(nas.run, "QUIET_S", 0.0)
+    progress.on_trial_result(0, [], trial, {"epoch": 2, "val_acc": 0.5})
+    assert capsys.readouterr().out == "  trial 3 (PC) repeat 0: epoch 2/3, val_acc 0.5000\n"
 
 
 def test_train_logs_progress_lines_without_a_terminal(monkeypatch, capsys):

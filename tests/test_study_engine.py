@@ -57,6 +57,9 @@ def test_study_stores_every_trial_with_its_attributes(asha_run):
 
     cfg = load_study(Path(proc.args[3]), [Override("storage", url, "--storage")])
     assert f"--artifact-dir {artifact_dir(cfg)}" in proc.stdout
+    # Ray's log lines go to the run's log file, not the terminal
+    assert "Started a local Ray instance" in (cfg.run_dir / "run.log").read_text()
+    assert " INFO " not in proc.stdout + proc.stderr and "[I " not in proc.stdout + proc.stderr
     store = optuna.artifacts.FileSystemArtifactStore(str(artifact_dir(cfg)))
     for t in trials:
         metas = {m.filename: m for m in optuna.artifacts.get_all_artifact_meta(t, storage=load(url, "asha")._storage)}
