@@ -145,7 +145,7 @@ def export_stage(cfg: StudyConfig, stage: str, top: int, out: Path) -> list[Path
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nas.export", description=__doc__.split("\n")[0])
-    add_common_flags(ap)
+    add_common_flags(ap, search=False)
     ap.add_argument("--top", type=int, help="how many (default: the study's export.top)")
     ap.add_argument("--out", help="output folder (default: runs/<study>/export)")
     ap.add_argument("--stage", help="export the networks a promotion stage trained (weights and "

@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", help="data directory or .npz file")
     ap.add_argument("--images", type=int, default=64, help="images to measure on (64)")
     ap.add_argument("--T", type=int, help="time steps (overrides the architecture's)")
+    ap.add_argument("--image-size", type=int, help="build the network for this image size (overrides the "
+                                                   "architecture's; the data is resized to it)")
     ap.add_argument("--e-ac", type=float, default=E_AC * 1e12, help="pJ per addition (0.9)")
     ap.add_argument("--e-mac", type=float, default=E_MAC * 1e12, help="pJ per MAC (4.6)")
     ap.add_argument("--layers", action="store_true", help="also list every layer")
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             if path and not Path(path).is_file():
                 raise ValueError(f"{flag}: no such file: {path}")
         meta = None
-        over = {} if args.T is None else {"T": args.T}
+        over = {k: v for k, v in (("T", args.T), ("image_size", args.image_size)) if v is not None}
         if args.checkpoint:
             from .training.checkpoint import load_weights, read_checkpoint
 
@@ -163,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = blocks.build(args.arch_config or args.arch, **over)
         images, where, real = _images(args, model, meta)
+        if images.shape[1] != model.config.in_channels:
+            raise ValueError(f"--data: the {where} have {images.shape[1]} channel(s), the network "
+                             f"takes {model.config.in_channels} (its in_channels)")
         if not args.checkpoint:
             from .verify import calibrate_bn
 

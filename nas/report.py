@@ -561,7 +561,7 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nas.report", description=__doc__.split("\n")[0])
-    add_common_flags(ap)
+    add_common_flags(ap, search=False)
     ap.add_argument("--out", help="output folder (default: runs/<study>/report)")
     ap.add_argument("--checkpoint", help="a trained model (nas.train --out DIR: best.pt) for the "
                                          "token-mixing weights and measured firing rates")

@@ -50,17 +50,38 @@ def open_study(cfg: StudyConfig, space, fresh: bool = False):
     return study, storage
 
 
+# a part of a study's definition -> the study field that sets it
+_DEFINED_BY = {"space.base": "base", "space.parameters": "space"}
+
+
+def _differences(stored, mine, path: str = "") -> list[tuple[str, object, object]]:
+    """The dotted paths (to the first list or value) where two definitions differ."""
+    if isinstance(stored, dict) and isinstance(mine, dict):
+        return [d for k in sorted(set(stored) | set(mine), key=str)
+                for d in _differences(stored.get(k), mine.get(k), f"{path}.{k}".lstrip("."))]
+    return [] if stored == mine else [(path, stored, mine)]
+
+
 def _same_definition(cfg: StudyConfig, study, mine: dict) -> None:
     stored = study.user_attrs.get("definition")
     if stored is None:
         study.set_user_attr("definition", mine)
         return
-    differ = [k for k in sorted(set(stored) | set(mine)) if stored.get(k) != mine.get(k)]
+    differ = _differences(stored, mine)
     if differ:
+        shown = [f"{p} (stored {_brief(a)}, now {_brief(b)}, from "
+                 f"{cfg.set_by(next((v for k, v in _DEFINED_BY.items() if p.startswith(k)), p))})"
+                 for p, a, b in differ[:3]]
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
         raise StudyError(
             f"{cfg.source}: name: the stored study {cfg.name!r} in {cfg.storage_url} searched "
-            f"something else (its {', '.join(differ)} differ from this file's); give this study "
-            "another name, or --fresh to delete the stored one")
+            f"something else: {'; '.join(shown)}{more}; give this study another name, or "
+            "--fresh to delete the stored one")
+
+
+def _brief(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _init_ray(cfg: StudyConfig) -> None:

@@ -105,6 +105,22 @@ def test_bad_flags_are_blamed_not_the_file(args, expected, studies, capsys):
     assert err.startswith("error: ") and expected in err and "asha.yaml:" not in err, err
 
 
+def test_read_only_commands_take_no_budget_flags_and_promote_starts_a_stage_over(capsys):
+    from nas.export import main as export_main
+    from nas.report import main as report_main
+
+    for main in (export_main, report_main):
+        with pytest.raises(SystemExit):
+            main(["studies/quickstart.yaml", "--trials", "3"])
+        assert "unrecognized arguments: --trials 3" in capsys.readouterr().err
+    from nas.promote import main as promote_main
+
+    with pytest.raises(SystemExit):
+        promote_main(["--help"])
+    shown = capsys.readouterr().out
+    assert "--fresh" in shown and "--epochs" not in shown and "--concurrency" not in shown
+
+
 def test_a_race_whose_budget_cannot_hold_every_seed_of_every_point_fails_at_once(studies, tmp_path, capsys):
     assert run_main([str(studies / "race.yaml"), "--trials", "7", "--storage", f"sqlite:///{tmp_path / 'o.db'}"]) == 2
     err = capsys.readouterr().err
@@ -180,6 +196,8 @@ def test_inspect_measures_on_the_recipes_data_and_says_when_it_is_noise(tmp_path
         assert inspect_main(["--arch-config", str(path), "--images", "8", *extra]) == 0
         out = capsys.readouterr()
         assert "8 validation images of digits" in out.out and "noise" not in out.err.lower(), out
+    assert inspect_main(["--arch-config", str(path), "--image-size", "24", "--images", "4"]) == 0  # data resized
+    assert "4 validation images of digits" in capsys.readouterr().out
     assert inspect_main(["--arch", "tiny", "--images", "4"]) == 0
     out = capsys.readouterr()
     assert "GAUSSIAN-NOISE images, not data" in out.out and out.err.startswith("note: no data")
@@ -238,7 +256,10 @@ def test_another_study_with_the_same_name_is_refused(studies, tmp_path, capsys):
     (tmp_path / "two_skips.yaml").write_text((studies / "two_skips.yaml").read_text())
     assert run_main([str(other), "--storage", url]) == 2
     err = capsys.readouterr().err
-    assert "name: the stored study 'asha'" in err and "its data differ" in err and "--fresh" in err
+    assert "name: the stored study 'asha'" in err and "--fresh" in err
+    assert f"data.synthetic.n_train (stored 192, now 256, from the file {other})" in err, err
+    assert run_main([str(studies / "asha.yaml"), "--storage", url, "--epochs", "5"]) == 2  # a flag's
+    assert "fidelity.max_epochs (stored 3, now 5, from --epochs 5)" in capsys.readouterr().err
     # what may change between runs of one study does not trip it: the budget, the resources
     again = load_study(studies / "asha.yaml", [Override("storage", url, "--storage"),
                                                Override("trials", 9, "--trials 9")])
