@@ -105,6 +105,25 @@ def test_bad_flags_are_blamed_not_the_file(args, expected, studies, capsys):
     assert err.startswith("error: ") and expected in err and "asha.yaml:" not in err, err
 
 
+def test_studies_lists_deletes_and_watches(tmp_path, capsys, monkeypatch):
+    from nas.studies import main as studies_main
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    for name in ("one", "two"):
+        optuna.create_study(study_name=name, storage=url).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    assert studies_main(["--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "one" in out and "two" in out and "3 trials: COMPLETE 3" in out and "none" in out
+    assert studies_main(["--storage", url, "--watch", "one"]) == 0
+    assert "one: 3 trials: COMPLETE 3; best " in capsys.readouterr().out
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    assert studies_main(["--storage", url, "--delete", "one"]) == 0 and "kept" in capsys.readouterr().out
+    assert studies_main(["--storage", url, "--delete", "one", "--yes"]) == 0
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["two"]
+    assert studies_main(["--storage", url, "--delete", "one", "--yes"]) == 2
+    assert "--delete one: no such study" in capsys.readouterr().err
+
+
 def test_read_only_commands_take_no_budget_flags_and_promote_starts_a_stage_over(capsys):
     from nas.export import main as export_main
     from nas.report import main as report_main
@@ -229,7 +248,8 @@ def test_train_logs_progress_lines_without_a_terminal(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("module", ["nas.verify", "nas.metrics", "nas.train", "nas.run", "nas.report",
-                                    "nas.export", "nas.promote", "nas.calibrate", "nas.zero_cost"])
+                                    "nas.export", "nas.promote", "nas.calibrate", "nas.zero_cost",
+                                    "nas.studies"])
 def test_every_command_has_help(module, capsys, monkeypatch):
     """``python -m MODULE --help``, run as ``__main__`` in this process (a fresh
     interpreter per command would only add its imports)."""
