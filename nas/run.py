@@ -259,12 +259,13 @@ def _progress_callback(cfg: StudyConfig, space, budget: int, done_before: int, o
 MAX_PARAMS = 10**10  # a point of a space larger than this is a typo in a bound, not a network
 
 
-def check_data_and_space(cfg: StudyConfig, space) -> None:
+def check_data_and_space(cfg: StudyConfig, space) -> tuple[tuple[int, int, int], int]:
     """Load the data once in the driver (a missing root fails here with one message, not
     in every trial, and a decode cache is written before concurrent trials want it), then
     build, on PyTorch's meta device (no memory), the space's extreme points (or all of a
     small grid) for this data: an image size the networks cannot take, or a bound that
-    makes an absurd network, fails here rather than in every trial."""
+    makes an absurd network, fails here rather than in every trial. Returns the images'
+    (channels, height, width) and the number of classes."""
     import torch
 
     import blocks
@@ -293,11 +294,7 @@ def check_data_and_space(cfg: StudyConfig, space) -> None:
             raise StudyError(f"{cfg.source}: space {space.name!r}: the point {point} has {n:.3g} "
                              f"parameters (more than {MAX_PARAMS:.0e}{'; ' + why if why else ''}); "
                              "check the bounds of its widths")
-    from .search.effects_check import parameters_without_effect
-
-    for line in parameters_without_effect(space, (data.in_channels, data.image_size, data.image_size),
-                                          data.num_classes):
-        print(line, file=sys.stderr, flush=True)
+    return (data.in_channels, data.image_size, data.image_size), data.num_classes
 
 
 def check_race_budget(cfg: StudyConfig, points: int, budget: int) -> None:
@@ -393,8 +390,7 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
         budget = budget or len(points) * cfg.repeats
         check_race_budget(cfg, len(points), budget)
     check_results_storage(cfg)
-    if not cfg.ray_address:
-        check_data_and_space(cfg, space)
+    shape = None if cfg.ray_address else check_data_and_space(cfg, space)
     study, storage = open_study(cfg, space, fresh)
     recovered = recover_interrupted(study)
     if recovered:
@@ -414,7 +410,11 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False) -> "object":
               "errors are in the table below and in the dashboard); fix the cause and start over "
               "with --fresh, or allow more with --set max_attempts=N", flush=True)
     if remaining > 0:
+        from .search.effects_check import parameters_without_effect
         from .search.runlog import run_log
+
+        for line in parameters_without_effect(space, *shape) if shape else []:
+            print(line, file=sys.stderr, flush=True)  # before any trial: a switch that does nothing
 
         print(f"watch it live: {dashboard_command(cfg)}\nRay's and Optuna's logs: "
               f"{cfg.run_dir / 'run.log'}", flush=True)
