@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import blocks
@@ -105,6 +106,9 @@ def promote_stage(cfg: StudyConfig, stage_name: str, top: int | None = None):
     linked = optuna.create_study(study_name=linked_name(cfg, stage_name), load_if_exists=True,
                                  storage=cfg.open_storage(), direction="maximize")
     linked.set_user_attr("promoted_from", todo[0]["parent_study"])
+    with warnings.catch_warnings():  # experimental in Optuna, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        linked.set_metric_names(["val_acc"])  # the dashboard's label of the stage's value
     done = {(a.get("parent_study", cfg.name), a.get("parent_trial", a.get("source_trial")), a.get("repeat"))
             for a in (t.user_attrs for t in linked.get_trials(deepcopy=False))}
     data_cfg = _merge(cfg.data, stage.data)

@@ -172,6 +172,7 @@ def test_promote_data_parallel_with_ray_train(asha_run, studies):
     tmp, url, _, _ = asha_run
     proc = cli("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "ddp", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load(url, "asha-ddp").metric_names == ["val_acc"]  # the dashboard's label
     (t,) = load(url, "asha-ddp").get_trials()
     assert t.state == TrialState.COMPLETE and t.user_attrs["epochs"] == 1
 
