@@ -491,15 +491,24 @@ def _checkpoint_model(path: str, cfg: StudyConfig, images: int):
     return model, None, note
 
 
+def top_points(df: pd.DataFrame, top: int | None) -> pd.DataFrame:
+    """The trials of the ``top`` best configurations (all trials when ``top`` is None)."""
+    if top is None:
+        return df
+    keep = set(configurations(df).head(top)["point"]) if len(df) else set()
+    return df[df["point"].isin(keep)]
+
+
 def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: int = 64,
-           block: int = 0) -> dict[str, Any]:
+           block: int = 0, top: int | None = None) -> dict[str, Any]:
     """Write every figure that has data, and ``summary.md``; returns ``{figure: [paths]
-    or the reason it was skipped}``."""
+    or the reason it was skipped}``. ``top``: only the best ``top`` configurations' trials
+    in the figures and tables (the trial counts stay the study's)."""
     from .export import load_existing_study
 
     study = load_existing_study(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    df = trial_rows(study, cfg)
+    df = top_points(trial_rows(study, cfg), top)
     best = best_trial(df, cfg)
     model, measured, note = (None, None, None)
     if checkpoint:
@@ -568,13 +577,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=64, help="validation images to measure on (64)")
     ap.add_argument("--block", type=int, default=0, help="block of each stage whose token "
                                                          "mixing is drawn (0)")
+    ap.add_argument("--top", type=int, help="only the best N configurations in the figures and tables "
+                                            "(default: all)")
     args = ap.parse_args(argv)
 
     def body() -> None:
         cfg = load_study_from_args(args)
         if args.checkpoint and not Path(args.checkpoint).is_file():
             raise StudyError(f"--checkpoint: no such file: {args.checkpoint}")
-        report(cfg, Path(args.out or cfg.run_dir / "report"), args.checkpoint, args.images, args.block)
+        if args.top is not None and args.top < 1:
+            raise StudyError(f"--top {args.top}: at least 1")
+        report(cfg, Path(args.out or cfg.run_dir / "report"), args.checkpoint, args.images, args.block,
+               args.top)
 
     return run_command(body)
 

@@ -103,8 +103,9 @@ def test_report_without_checkpoint_uses_stored_rates_and_says_what_it_skips(pare
     tmp, url = pareto_run
     monkeypatch.chdir(tmp)
     cfg = load_study(studies / "pareto.yaml", [Override("storage", url, "--storage")])
-    figures = report(cfg, tmp_path / "r")
+    figures = report(cfg, tmp_path / "r", top=1)
     assert isinstance(figures["firing_rates"], list)
+    assert "needs >= 2 configurations" in figures["ablation"]  # --top 1: the best configuration only
     assert "needs --checkpoint" in figures["token_mixing"]
     text = capsys.readouterr().out
     assert "skipped token_mixing: needs --checkpoint" in text
