@@ -35,7 +35,8 @@ def load_existing_study(cfg: StudyConfig):
 
 
 def best_points(study, cfg: StudyConfig, top: int) -> list[dict]:
-    """``[{"rank", "trial", "point", "values", "n", "arch"}]`` best first."""
+    """``[{"rank", "trial", "point", "values", "n", "arch", "repeat", "threads"}]`` best first
+    (``threads``: the CPU threads its trial trained with, None if it did not record them)."""
     from optuna.trial import TrialState
 
     from .search.results import ranking, trials_frame
@@ -57,20 +58,25 @@ def best_points(study, cfg: StudyConfig, top: int) -> list[dict]:
         values = [sum(t.values[i] for t in trials) / len(trials) for i in range(len(cfg.objectives))]
         out.append({"rank": rank, "trial": trials[0].number, "point": json.loads(point),
                     "values": values, "n": len(trials), "arch": trials[0].user_attrs["arch"],
-                    "repeat": int(trials[0].user_attrs.get("repeat", 0))})
+                    "repeat": int(trials[0].user_attrs.get("repeat", 0)),
+                    "threads": trials[0].user_attrs.get("threads")})
     return out
 
 
-def recipe(cfg: StudyConfig, trial: int, repeat: int = 0) -> dict:
+def recipe(cfg: StudyConfig, trial: int, repeat: int = 0, threads: int | None = None) -> dict:
     """What a trial of the study was trained with, for ``nas.train --arch-config`` to repeat
-    it exactly (data settings such as image_size included)."""
+    it exactly (data settings such as image_size included, and the CPU threads it ran with:
+    another thread count sums in another order)."""
     train = cfg.train.model_dump(mode="json")
     train.update(epochs=cfg.fidelity.max_epochs, max_steps_per_epoch=cfg.fidelity.max_steps_per_epoch,
                  seed=cfg.train.seed + repeat)  # as nas.training.trainable seeds each repeat
-    return {"study": cfg.name, "trial": trial, "data": cfg.data.model_dump(mode="json"), "train": train}
+    out = {"study": cfg.name, "trial": trial, "data": cfg.data.model_dump(mode="json"), "train": train}
+    return out if threads is None else {**out, "threads": threads}
 
 
 def export(cfg: StudyConfig, top: int, out: Path) -> list[Path]:
+    from .search.results import config_label, space_order
+
     study = load_existing_study(cfg)
     best = best_points(study, cfg, top)
     if not best:
@@ -87,11 +93,11 @@ def export(cfg: StudyConfig, top: int, out: Path) -> list[Path]:
         header = (f"# exported from study {cfg.name}, trial {b['trial']} (rank {b['rank']}): "
                   + ", ".join(f"{n}={v:.4g}" for n, v in zip(names, b["values"])) + "\n")
         path.write_text(header + blocks.dump_config(arch) + yaml.safe_dump(
-            {"recipe": recipe(cfg, b["trial"], b["repeat"])}, sort_keys=False))
+            {"recipe": recipe(cfg, b["trial"], b["repeat"], b["threads"])}, sort_keys=False))
         paths.append(path)
         vals = " | ".join(f"{v:.4g}" for v in b["values"])
         lines.append(f"| {b['rank']} | {path.name} | {b['trial']} | {b['n']} | {vals} | "
-                     f"{', '.join(f'{k}={v}' for k, v in b['point'].items())} |")
+                     f"{config_label(b['point'], space_order(study))} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwrote {len(paths)} architecture file(s) and summary.md to {out}; train one again "
@@ -140,7 +146,7 @@ def export_stage(cfg: StudyConfig, stage: str, top: int, out: Path) -> list[Path
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nas.export", description=__doc__.split("\n")[0])
-    add_common_flags(ap)
+    add_common_flags(ap, search=False)
     ap.add_argument("--top", type=int, help="how many (default: the study's export.top)")
     ap.add_argument("--out", help="output folder (default: runs/<study>/export)")
     ap.add_argument("--stage", help="export the networks a promotion stage trained (weights and "

@@ -4,8 +4,10 @@
     python -m nas.inspect --arch mlp_spe_t --T 4          # untrained: structure only
 
 Images: the first ``--images`` validation images of ``--data``, else of the data the
-checkpoint was trained on; without either, Gaussian noise (BatchNorm calibrated on it so
-that an untrained network fires: the counts show the structure, not trained behaviour).
+checkpoint was trained on, else of the ``--arch-config`` file's recipe (an export's: the
+study's data, at the network's image size); without any, Gaussian noise (BatchNorm
+calibrated on it so that an untrained network fires: the counts show the structure, not
+trained behaviour), and the output says so.
 Counts are per image; see :mod:`nas.metrics` for the definitions.
 """
 from __future__ import annotations
@@ -74,19 +76,34 @@ def render(m: ModelMetrics, title: str, layers: bool = False) -> None:
         console.print(ot)
 
 
+def _data_source(args, meta: dict | None) -> tuple[str, dict] | None:
+    """Where the images come from: ``--data`` (with the recipe's settings when it names the
+    same data set), the checkpoint's data, or the ``--arch-config`` file's recipe."""
+    import blocks
+
+    recipe = (blocks.read_recipe(args.arch_config) or {}).get("data") if args.arch_config else None
+    if args.data:
+        same = recipe if recipe and recipe.get("name") == args.data else {}
+        root = {"root": args.data_root} if args.data_root else {}
+        return "--data", {**same, "name": args.data, **root}
+    if meta and meta.get("data"):
+        return "the checkpoint's data", meta["data"]
+    if recipe:
+        return f"the recipe of {args.arch_config}", recipe
+    return None
+
+
 def _images(args, model, meta: dict | None) -> tuple[torch.Tensor, str, bool]:
-    """(images, where they come from, whether they are real data)."""
+    """(images, where they come from, whether they are real data); the images at the
+    network's size (an export's digits were upsampled to it, say)."""
     from .training.data import DataConfig, load_data
     from .metrics import eval_batch
 
-    sources = []
-    if args.data:
-        sources.append(("--data", {"name": args.data, "root": args.data_root}))
-    elif meta and meta.get("data"):
-        sources.append(("the checkpoint's data", meta["data"]))
-    for what, src in sources:
+    source = _data_source(args, meta)
+    for what, src in [source] if source else []:
         try:
-            data = load_data(DataConfig.model_validate({**src, "batch_size": args.images}),
+            data = load_data(DataConfig.model_validate({**src, "batch_size": args.images,
+                                                        "image_size": model.config.image_size}),
                              torch.device("cpu"))
             x = eval_batch(data, args.images)
             return x, f"{len(x)} validation images of {src.get('name')} ({what})", True
@@ -98,7 +115,9 @@ def _images(args, model, meta: dict | None) -> tuple[torch.Tensor, str, bool]:
     cfg = model.config
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.images, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g)
-    return x, f"{args.images} Gaussian-noise images (no data)", False
+    print("note: no data (no --data, no checkpoint data, no recipe in --arch-config): measured on "
+          "Gaussian noise; the counts show the structure, not trained behaviour", file=sys.stderr)
+    return x, f"{args.images} GAUSSIAN-NOISE images, not data", False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", help="data directory or .npz file")
     ap.add_argument("--images", type=int, default=64, help="images to measure on (64)")
     ap.add_argument("--T", type=int, help="time steps (overrides the architecture's)")
+    ap.add_argument("--image-size", type=int, help="build the network for this image size (overrides the "
+                                                   "architecture's; the data is resized to it)")
     ap.add_argument("--e-ac", type=float, default=E_AC * 1e12, help="pJ per addition (0.9)")
     ap.add_argument("--e-mac", type=float, default=E_MAC * 1e12, help="pJ per MAC (4.6)")
     ap.add_argument("--layers", action="store_true", help="also list every layer")
@@ -129,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             if path and not Path(path).is_file():
                 raise ValueError(f"{flag}: no such file: {path}")
         meta = None
-        over = {} if args.T is None else {"T": args.T}
+        over = {k: v for k, v in (("T", args.T), ("image_size", args.image_size)) if v is not None}
         if args.checkpoint:
             from .training.checkpoint import CheckpointError, load_weights, read_checkpoint
 
@@ -147,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = blocks.build(args.arch_config or args.arch, **over)
         images, where, real = _images(args, model, meta)
+        if images.shape[1] != model.config.in_channels:
+            raise ValueError(f"--data: the {where} have {images.shape[1]} channel(s), the network "
+                             f"takes {model.config.in_channels} (its in_channels)")
         if not args.checkpoint:
             from .verify import calibrate_bn
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import blocks
@@ -69,15 +70,30 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
     return json.loads((ckpt / "result.json").read_text())
 
 
-def promote(cfg: StudyConfig, stage_name: str, top: int | None = None):
+def promote(cfg: StudyConfig, stage_name: str, top: int | None = None, fresh: bool = False):
     """Train ``stage_name``, after the stages it descends from (``from``) where they have
-    not run; what a stage recorded is skipped, an interrupted training resumes."""
+    not run; what a stage recorded is skipped, an interrupted training resumes. ``fresh``:
+    the stage (not its parents) starts over: its linked study and checkpoints are deleted."""
     if stage_name not in cfg.promotion:
         allowed = ", ".join(cfg.promotion) or "none defined in the study's promotion section"
         raise StudyError(f"{cfg.source}: promotion.{stage_name}: no such stage; allowed: {allowed}")
+    if fresh:
+        _forget_stage(cfg, stage_name)
     for name in chain(cfg, stage_name):
         linked = promote_stage(cfg, name, top if name == stage_name else None)
     return linked
+
+
+def _forget_stage(cfg: StudyConfig, stage_name: str) -> None:
+    import shutil
+
+    import optuna
+
+    try:
+        optuna.delete_study(study_name=linked_name(cfg, stage_name), storage=cfg.open_storage(create=False))
+    except KeyError:
+        pass
+    shutil.rmtree(checkpoint_dir(cfg) / stage_name, ignore_errors=True)
 
 
 def promote_stage(cfg: StudyConfig, stage_name: str, top: int | None = None):
@@ -90,6 +106,9 @@ def promote_stage(cfg: StudyConfig, stage_name: str, top: int | None = None):
     linked = optuna.create_study(study_name=linked_name(cfg, stage_name), load_if_exists=True,
                                  storage=cfg.open_storage(), direction="maximize")
     linked.set_user_attr("promoted_from", todo[0]["parent_study"])
+    with warnings.catch_warnings():  # experimental in Optuna, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        linked.set_metric_names(["val_acc"])  # the dashboard's label of the stage's value
     done = {(a.get("parent_study", cfg.name), a.get("parent_trial", a.get("source_trial")), a.get("repeat"))
             for a in (t.user_attrs for t in linked.get_trials(deepcopy=False))}
     data_cfg = _merge(cfg.data, stage.data)
@@ -148,16 +167,18 @@ def print_promoted(linked, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nas.promote", description=__doc__.split("\n")[0])
-    add_common_flags(ap)
+    add_common_flags(ap, search=False)
     ap.add_argument("--stage", required=True, help="a stage of the study's promotion section")
     ap.add_argument("--top", type=int, help="how many (default: the stage's top)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="delete what the stage recorded (its linked study, its checkpoints) and train it again")
     args = ap.parse_args(argv)
 
     def body() -> None:
         cfg = load_study_from_args(args)
         if args.data_root and args.stage in cfg.promotion:
             cfg.promotion[args.stage].data["root"] = cfg.data.root  # --data-root: the stage's too
-        print_promoted(promote(cfg, args.stage, args.top), f"{cfg.name}: stage {args.stage}")
+        print_promoted(promote(cfg, args.stage, args.top, fresh=args.fresh), f"{cfg.name}: stage {args.stage}")
 
     return run_command(body)
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .search.results import config_label
+from .search.results import config_label, space_order, trial_counts
 from .study import (StudyConfig, StudyError, add_common_flags, load_study_from_args, output_folder,
                     run_command)
 
@@ -66,13 +66,13 @@ def trial_rows(study, cfg: StudyConfig) -> pd.DataFrame:
     from optuna.trial import TrialState
 
     names = [o.metric for o in cfg.objectives]
-    rows = []
+    rows, order = [], space_order(study)
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.WAITING:
-            continue
+        if t.state == TrialState.WAITING or "duplicate_of" in t.user_attrs:
+            continue  # queued, or a discarded proposal (never trained)
         row: dict[str, Any] = {
             "number": t.number, "state": t.state.name, "point": json.dumps(t.params, sort_keys=True),
-            "label": config_label(t.params), "repeat": t.user_attrs.get("repeat", 0),
+            "label": config_label(t.params, order), "repeat": t.user_attrs.get("repeat", 0),
             "epochs": t.user_attrs.get("epochs", 0), "curve": list(t.user_attrs.get("curve") or []),
             "layer_rates": t.user_attrs.get("layer_rates"), "arch": t.user_attrs.get("arch")}
         complete = t.state == TrialState.COMPLETE
@@ -166,14 +166,15 @@ def fig_ablation(df: pd.DataFrame, cfg: StudyConfig, out: Path):
     right = (means + sds).max()
     span = max(right - min(0.0, done["value"].min()), 1e-9)
     for i, lab in enumerate(order):
-        text = f"{means[lab]:.2f} ± {sds[lab]:.2f}  (n={ns[lab]})"
+        text = f"{means[lab]:.2f}" + (f" ± {sds[lab]:.2f}" if ns[lab] > 1 else "") + f"  (n={ns[lab]})"
         ax.text(right + 0.03 * span, i, text, va="center", fontsize=9)
     ax.set_xlim(right=right + 0.45 * span)
     ax.set_xlabel(METRIC_LABELS.get(metric, metric))
     ax.set_ylabel("configuration")
     reps = sorted(set(ns))
-    ax.set_title(f"{cfg.name}: {len(order)} configurations, mean ± sd over "
-                 f"{reps[0] if len(reps) == 1 else f'{reps[0]}-{reps[-1]}'} repeat(s)")
+    spread = ("one trial each (repeats: 1, no spread)" if reps == [1] else "mean ± sd over "
+              f"{reps[0] if len(reps) == 1 else f'{reps[0]}-{reps[-1]}'} repeat(s)")
+    ax.set_title(f"{cfg.name}: {len(order)} configurations, {spread}")
     return _save(fig, out, "ablation")
 
 
@@ -192,12 +193,14 @@ def fig_intervals(study, cfg: StudyConfig, out: Path):
     fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.42 * len(rows)))
     for i, r in enumerate(rows):
         m, lo, hi = (100 * v for v in r["acc"])
+        lo, hi = (m, m) if math.isnan(lo) else (lo, hi)  # 2 seeds, nothing to pool: no interval
         color = "tab:red" if r["dropped"] else "tab:blue"
         ax.errorbar(m, i, xerr=[[m - lo], [hi - m]], fmt="o", color=color, capsize=3)
         ax.text(hi, i, f"  {r['epochs']} ep" + (f", dropped (p {r['p']:.2g})" if r["dropped"] else ""),
                 va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [r["point"] for r in rows])
     ax.invert_yaxis()
+    ax.set_xlim(left=max(ax.get_xlim()[0], 0.0), right=min(ax.get_xlim()[1], 100.0))
     ax.set_xlabel("validation accuracy (%), mean and 95% CI over seeds x images, at the budget reached")
     ax.set_title(f"{cfg.name}: {used} of {full} trial-epochs of the full grid"
                  + (" (red: dropped by the race)" if any(r["dropped"] for r in rows) else ""), fontsize=10)
@@ -214,6 +217,9 @@ def _acc_scatter(df: pd.DataFrame, xkey: str, out: Path, name: str, cfg: StudyCo
     from matplotlib.ticker import MaxNLocator
 
     x = done[xkey].to_numpy(float) / scale
+    if x.max() == x.min():
+        return (f"every full-budget trial has the same {xkey} ({x[0] * scale:.6g}): accuracy "
+                f"against it would carry no information")
     y = done["val_acc"].to_numpy(float) * 100
     labels = list(done["label"])
     front = pareto_mask(x, y)
@@ -235,9 +241,6 @@ def _acc_scatter(df: pd.DataFrame, xkey: str, out: Path, name: str, cfg: StudyCo
         ax.set_xscale("log")
     else:
         ax.xaxis.set_major_locator(MaxNLocator(5))
-    if x.max() == x.min():  # one x value: give the axis some room
-        pad = abs(x.max()) * 0.05 or 1.0
-        ax.set_xlim(x.min() - pad, x.max() + pad)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(METRIC_LABELS["val_acc"])
     ax.set_title(f"{cfg.name}: {len(x)} full-budget trials")
@@ -278,6 +281,10 @@ def fig_firing_rates(rates: list[dict] | None, title: str, out: Path, sparsity: 
     from matplotlib.patches import Patch
 
     handles = [Patch(color=palette[s], label=s) for s in stages]
+    silent = frame[frame["rate"] == 0]
+    if len(silent):  # a bar of height 0 is invisible: mark the layers that never fired
+        handles.append(ax.scatter(silent["index"], np.zeros(len(silent)), marker="x", color="C3", zorder=3,
+                                  clip_on=False, label=f"silent: no spike ({len(silent)} layers)"))
     if sparsity is not None and math.isfinite(sparsity):
         line = ax.axhline(sparsity, color="black", linestyle="--", linewidth=1)
         line.set_label(f"network sparsity {sparsity:.3g}")
@@ -345,16 +352,19 @@ def fig_token_mixing(model, title: str, out: Path, block: int = 0):
 
 
 def fig_learning_curves(df: pd.DataFrame, cfg: StudyConfig, out: Path):
+    """Every trial's curve: colour by point, line style by how it ended."""
     metric = cfg.objectives[0].metric
     have = df[[len(c) > 0 for c in df["curve"]]] if len(df) else df
     if not len(have):
         return "no trial has a learning curve yet"
     plt, sns = _plt()
-    fig, ax = plt.subplots(figsize=(6.6, 4.4))
-    styles = {"COMPLETE": dict(color="C0", linestyle="-", alpha=0.75, linewidth=1.4),
-              "PRUNED": dict(color="0.5", linestyle="--", alpha=0.8, linewidth=1.1),
-              "FAIL": dict(color="C3", linestyle=":", alpha=0.8, linewidth=1.1),
-              "RUNNING": dict(color="C2", linestyle="-.", alpha=0.8, linewidth=1.1)}
+    fig, ax = plt.subplots(figsize=(7.8, 4.4))
+    styles = {"COMPLETE": dict(linestyle="-", alpha=0.85, linewidth=1.4),
+              "PRUNED": dict(linestyle="--", alpha=0.8, linewidth=1.1),
+              "FAIL": dict(linestyle=":", alpha=0.8, linewidth=1.1),
+              "RUNNING": dict(linestyle="-.", alpha=0.8, linewidth=1.1)}
+    points = list(dict.fromkeys(have["label"]))
+    colours = dict(zip(points, sns.color_palette("tab10" if len(points) <= 10 else "husl", len(points))))
     counts: dict[str, int] = {}
     epochs_max = 1
     for _, row in have.iterrows():
@@ -362,23 +372,25 @@ def fig_learning_curves(df: pd.DataFrame, cfg: StudyConfig, out: Path):
         xs = np.arange(1, len(ys) + 1)
         epochs_max = max(epochs_max, len(ys))
         st = styles.get(row["state"], styles["RUNNING"])
-        ax.plot(xs, ys, marker="o", markersize=3, **st)
+        ax.plot(xs, ys, marker="o", markersize=3, color=colours[row["label"]], **st)
         if row["state"] == "PRUNED" and np.isfinite(ys[-1]):
             ax.plot(xs[-1], ys[-1], marker="x", color="black", markersize=7, linestyle="none")
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], marker="o", markersize=3, label=f"{s.lower()} ({n})", **styles[s])
+    handles = [Line2D([], [], color="black", label=f"{s.lower()} ({n})", **styles[s])
                for s, n in counts.items() if s in styles]
     if "PRUNED" in counts:
         handles.append(Line2D([], [], marker="x", color="black", linestyle="none",
                               label="stopped by the scheduler"))
-    ax.legend(handles=handles, loc="best", fontsize=8, frameon=True)
+    if len(points) <= 20:  # the points by colour, beside the states by line style
+        handles += [Line2D([], [], color=colours[p], linewidth=2.5, label=p) for p in points]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=True)
     ax.set_xlabel("epoch")
     ax.set_xticks(range(1, epochs_max + 1, max(1, epochs_max // 10)))
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.set_title(f"{cfg.name}: learning curves of {len(have)} trials "
-                 f"(full budget {cfg.fidelity.max_epochs} epochs)")
+    ax.set_title(f"{cfg.name}: learning curves of {len(have)} trials, {len(points)} points "
+                 f"(full budget {cfg.fidelity.max_epochs} epochs)", fontsize=10)
     return _save(fig, out, "learning_curves")
 
 
@@ -398,13 +410,11 @@ def _pm(mean: float, sd: float, n: int, scale: float = 1.0, digits: int = 4) -> 
 
 def summary_markdown(df: pd.DataFrame, cfg: StudyConfig, figures: dict[str, Any],
                      best: pd.Series | None, rates_source: str | None,
-                     rates: list[dict] | None) -> str:
-    states = df["state"].value_counts().to_dict() if len(df) else {}
+                     rates: list[dict] | None, counts: str = "") -> str:
     lines = [f"# Study `{cfg.name}`", "",
              f"Storage `{cfg.storage_url}`; objectives: "
              + ", ".join(f"{o.metric} ({o.direction})" for o in cfg.objectives)
-             + f"; full budget {cfg.fidelity.max_epochs} epochs; trials: "
-             + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"), ""]
+             + f"; full budget {cfg.fidelity.max_epochs} epochs; {counts}", ""]
     conf = configurations(df)
     lines += ["## Configurations (Table 3 style)", "",
               "Full-budget trials per configuration: mean ± sd over repeats. Energy, SOPs "
@@ -497,15 +507,24 @@ def _checkpoint_model(path: str, cfg: StudyConfig, images: int):
     return model, None, note
 
 
+def top_points(df: pd.DataFrame, top: int | None) -> pd.DataFrame:
+    """The trials of the ``top`` best configurations (all trials when ``top`` is None)."""
+    if top is None:
+        return df
+    keep = set(configurations(df).head(top)["point"]) if len(df) else set()
+    return df[df["point"].isin(keep)]
+
+
 def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: int = 64,
-           block: int = 0) -> dict[str, Any]:
+           block: int = 0, top: int | None = None) -> dict[str, Any]:
     """Write every figure that has data, and ``summary.md``; returns ``{figure: [paths]
-    or the reason it was skipped}``."""
+    or the reason it was skipped}``. ``top``: only the best ``top`` configurations' trials
+    in the figures and tables (the trial counts stay the study's)."""
     from .export import load_existing_study
 
     study = load_existing_study(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    df = trial_rows(study, cfg)
+    df = top_points(trial_rows(study, cfg), top)
     best = best_trial(df, cfg)
     model, measured, note = (None, None, None)
     if checkpoint:
@@ -544,7 +563,7 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
 
     figures["zero_cost"] = fig_zero_cost(study, cfg, out)
     funnel = funnel_line(study)
-    (out / "summary.md").write_text(summary_markdown(df, cfg, figures, best, source, rates) + "\n"
+    (out / "summary.md").write_text(summary_markdown(df, cfg, figures, best, source, rates, trial_counts(study)) + "\n"
                                     + race_markdown(study, cfg) + "\n" + effects_md + "\n"
                                     + calibration_markdown(study)
                                     + ("\n## Prefilter\n\n" + funnel + "\n" if funnel else "")
@@ -556,7 +575,7 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
         frame = lineage_frame(cfg)
         figures["lineage"] = fig_lineage(frame, {k: st.parent for k, st in cfg.promotion.items()}, out, _save)
         with open(out / "summary.md", "a") as fh:
-            fh.write("\n" + lineage_markdown(frame))
+            fh.write("\n" + lineage_markdown(frame, space_order(study)))
     for name in (*FIGURES, "lineage"):
         got = figures.get(name)
         if isinstance(got, list):
@@ -569,22 +588,26 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nas.report", description=__doc__.split("\n")[0])
-    add_common_flags(ap)
+    add_common_flags(ap, search=False)
     ap.add_argument("--out", help="output folder (default: runs/<study>/report)")
     ap.add_argument("--checkpoint", help="a trained model (nas.train --out DIR: best.pt) for the "
                                          "token-mixing weights and measured firing rates")
     ap.add_argument("--images", type=int, default=64, help="validation images to measure on (64)")
     ap.add_argument("--block", type=int, default=0, help="block of each stage whose token "
                                                          "mixing is drawn (0)")
+    ap.add_argument("--top", type=int, help="only the best N configurations in the figures and tables "
+                                            "(default: all)")
     args = ap.parse_args(argv)
 
     def body() -> None:
         cfg = load_study_from_args(args)
         if args.checkpoint and not Path(args.checkpoint).is_file():
             raise StudyError(f"--checkpoint: no such file: {args.checkpoint}")
+        if args.top is not None and args.top < 1:
+            raise StudyError(f"--top {args.top}: at least 1")
         out = output_folder(Path(args.out or cfg.run_dir / "report"),
                             "--out" if args.out else "runs_dir", cfg.source)
-        report(cfg, out, args.checkpoint, args.images, args.block)
+        report(cfg, out, args.checkpoint, args.images, args.block, args.top)
 
     return run_command(body)
 

@@ -53,17 +53,38 @@ def open_study(cfg: StudyConfig, space, fresh: bool = False):
     return study, storage
 
 
+# a part of a study's definition -> the study field that sets it
+_DEFINED_BY = {"space.base": "base", "space.parameters": "space"}
+
+
+def _differences(stored, mine, path: str = "") -> list[tuple[str, object, object]]:
+    """The dotted paths (to the first list or value) where two definitions differ."""
+    if isinstance(stored, dict) and isinstance(mine, dict):
+        return [d for k in sorted(set(stored) | set(mine), key=str)
+                for d in _differences(stored.get(k), mine.get(k), f"{path}.{k}".lstrip("."))]
+    return [] if stored == mine else [(path, stored, mine)]
+
+
 def _same_definition(cfg: StudyConfig, study, mine: dict) -> None:
     stored = study.user_attrs.get("definition")
     if stored is None:
         study.set_user_attr("definition", mine)
         return
-    differ = [k for k in sorted(set(stored) | set(mine)) if stored.get(k) != mine.get(k)]
+    differ = _differences(stored, mine)
     if differ:
+        shown = [f"{p} (stored {_brief(a)}, now {_brief(b)}, from "
+                 f"{cfg.set_by(next((v for k, v in _DEFINED_BY.items() if p.startswith(k)), p))})"
+                 for p, a, b in differ[:3]]
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
         raise StudyError(
             f"{cfg.source}: name: the stored study {cfg.name!r} in {cfg.storage_url} searched "
-            f"something else (its {', '.join(differ)} differ from this file's); give this study "
-            "another name, or --fresh to delete the stored one")
+            f"something else: {'; '.join(shown)}{more}; give this study another name, or "
+            "--fresh to delete the stored one")
+
+
+def _brief(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _init_ray(cfg: StudyConfig) -> None:
@@ -186,30 +207,48 @@ def check_resources(cfg: StudyConfig) -> None:
         return
     biggest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
     have = f"{biggest.get('CPU', 0):g} CPUs and {biggest.get('GPU', 0):g} GPUs"
+    cpu_study = Path(cfg.source or ".").with_name(f"{cfg.name}_cpu.yaml")
     raise StudyError(
         f"{cfg.source}: resources: a trial asks {cfg.resources.cpu:g} CPUs and "
         f"{cfg.resources.gpu:g} GPUs, but the largest node of the Ray cluster has {have}, so "
         "no trial could start; to run here: --set resources.cpu=1 --set resources.gpu=0 "
-        "(and --concurrency N), or --smoke-test for the study's tiny version")
+        "(and --concurrency N), or --smoke-test for the study's tiny version"
+        + (f"; {cpu_study} is this study at CPU scale" if cpu_study.is_file() else ""))
 
 
-def _progress_callback(cfg: StudyConfig, budget: int, done_before: int, on_restart):
+QUIET_S = 30.0  # on long runs, a trial's epoch is printed when the terminal was quiet this long
+
+
+def _progress_callback(cfg: StudyConfig, space, budget: int, done_before: int, on_restart):
     from ray.tune import Callback
+
+    from .search.results import config_label
 
     full = cfg.fidelity.max_epochs
     metric = cfg.objectives[0].metric
+    order = [p.name for p in space.parameters]
 
     class Progress(Callback):
-        """One line per finished trial, with the study's count and how it ended."""
+        """One line per finished trial, with the study's count and how it ended; on long
+        runs, a trial's epoch when nothing was printed for ``QUIET_S`` seconds."""
 
         def __init__(self) -> None:
-            self.done = done_before
+            self.done, self.said = done_before, time.time()
+
+        def _name(self, trial) -> str:
+            return (f"trial {trial.config.get('optuna_trial')} "
+                    f"{config_label(trial.config.get('params') or {}, order)} repeat {trial.config.get('repeat')}")
 
         def _line(self, trial, what: str) -> None:
             self.done += 1
-            print(f"[{self.done}/{budget}] trial {trial.config.get('optuna_trial')} "
-                  f"{trial.config.get('params')} repeat {trial.config.get('repeat')}: {what}",
-                  flush=True)
+            print(f"[{self.done}/{budget}] {self._name(trial)}: {what}", flush=True)
+            self.said = time.time()
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if time.time() - self.said >= QUIET_S and "epoch" in result:
+                print(f"  {self._name(trial)}: epoch {int(result['epoch'])}/{full}, {metric} "
+                      f"{result.get(metric, float('nan')):.4f}", flush=True)
+                self.said = time.time()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             r = trial.last_result or {}
@@ -237,12 +276,13 @@ def _progress_callback(cfg: StudyConfig, budget: int, done_before: int, on_resta
 MAX_PARAMS = 10**10  # a point of a space larger than this is a typo in a bound, not a network
 
 
-def check_data_and_space(cfg: StudyConfig, space) -> None:
+def check_data_and_space(cfg: StudyConfig, space) -> tuple[tuple[int, int, int], int]:
     """Load the data once in the driver (a missing root fails here with one message, not
     in every trial, and a decode cache is written before concurrent trials want it), then
     build, on PyTorch's meta device (no memory), the space's extreme points (or all of a
     small grid) for this data: an image size the networks cannot take, or a bound that
-    makes an absurd network, fails here rather than in every trial."""
+    makes an absurd network, fails here rather than in every trial. Returns the images'
+    (channels, height, width) and the number of classes."""
     import torch
 
     import blocks
@@ -271,23 +311,34 @@ def check_data_and_space(cfg: StudyConfig, space) -> None:
             raise StudyError(f"{cfg.source}: space {space.name!r}: the point {point} has {n:.3g} "
                              f"parameters (more than {MAX_PARAMS:.0e}{'; ' + why if why else ''}); "
                              "check the bounds of its widths")
+    return (data.in_channels, data.image_size, data.image_size), data.num_classes
 
 
-def design_points(cfg: StudyConfig, space, study) -> list[dict]:
-    """The points of a fixed design; a factorial one prints its design (fraction,
-    generators, aliases) and stores it in the study (user attribute ``design``)."""
+def check_race_budget(cfg: StudyConfig, points: int, budget: int) -> None:
+    """A race tests every point of its grid with all its seeds in each round: a budget that
+    leaves a point short of its repeats would stop the race mid-way."""
+    need = points * cfg.repeats
+    if cfg.scheduler == "race" and budget < need:
+        raise StudyError(f"{cfg.source}: trials: a race trains all {points} points of its grid "
+                         f"with their {cfg.repeats} seeds ({points} x {cfg.repeats} = {need} trials), "
+                         f"but trials is {budget}; allowed: leave trials unset (every point) or "
+                         f"at least {need}, or a smaller space")
+
+
+def fixed_design(cfg: StudyConfig, space):
+    """The points of a fixed design, and the factorial design itself (None for a grid),
+    whose fraction, generators and aliases are printed here."""
     from search_spaces import SpaceError
     from search_spaces.design import fractional_design
 
     if cfg.sampler.name != "factorial":
-        return space.grid()
+        return space.grid(), None
     try:
         design = fractional_design(space, cfg.sampler.fraction or 1)
     except SpaceError as err:
         raise StudyError(f"{cfg.source}: sampler: {err}") from None
     print(design.describe(), flush=True)
-    study.set_user_attr("design", design.as_attr())
-    return design.points
+    return design.points, design
 
 
 def _command(module: str, cfg: StudyConfig, smoke: bool, overrides: list[Override]) -> str:
@@ -300,10 +351,18 @@ def _command(module: str, cfg: StudyConfig, smoke: bool, overrides: list[Overrid
     return " ".join(shlex.quote(w) for w in words)
 
 
+def dashboard_command(cfg: StudyConfig) -> str:
+    """optuna-dashboard on the study's storage, with its trials' artifacts (figures, YAML)."""
+    from .search.artifacts import artifact_dir
+
+    return (f"optuna-dashboard {shlex.quote(cfg.storage_url)} "
+            f"--artifact-dir {shlex.quote(str(artifact_dir(cfg)))}")
+
+
 def print_next_steps(cfg: StudyConfig, smoke: bool, overrides: list[Override] = ()) -> None:
     over = list(overrides)
     print(f"\nThe study {cfg.name!r} lives in {cfg.storage_url}. Next:\n"
-          f"  optuna-dashboard {shlex.quote(cfg.storage_url)}      # watch or browse it\n"
+          f"  {dashboard_command(cfg)}      # watch or browse it; a trial's page shows its figures\n"
           f"  {_command('nas.export', cfg, smoke, over)}      # the best architectures as YAML\n"
           f"  {_command('nas.report', cfg, smoke, over)}      # figures and summary.md\n"
           f"  {_command('nas.run', cfg, smoke, over)} --fresh      # start it over", flush=True)
@@ -335,7 +394,7 @@ def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining:
                                   storage_path=ray_storage_path(cfg), verbose=0,
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=cfg.worker_retries),
-                                  callbacks=[_progress_callback(cfg, budget, done, searcher.restarted)]),
+                                  callbacks=[_progress_callback(cfg, space, budget, done, searcher.restarted)]),
     )
     try:
         tuner.fit()
@@ -380,14 +439,16 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     output_folder(cfg.run_dir, "runs_dir", cfg.source)
     space = cfg.load_space()
-    check_results_storage(cfg)
-    if not cfg.ray_address:
-        check_data_and_space(cfg, space)
-    study, storage = open_study(cfg, space, fresh)
-    budget = cfg.trials
+    budget, design = cfg.trials, None
     if cfg.sampler.fixed:
-        points = design_points(cfg, space, study)
+        points, design = fixed_design(cfg, space)
         budget = budget or len(points) * cfg.repeats
+        check_race_budget(cfg, len(points), budget)
+    check_results_storage(cfg)
+    shape = None if cfg.ray_address else check_data_and_space(cfg, space)
+    study, storage = open_study(cfg, space, fresh)
+    if design is not None:
+        study.set_user_attr("design", design.as_attr())
     recovered = recover_interrupted(study)
     if recovered:
         print(f"re-queued {recovered} trial(s) interrupted in an earlier run", flush=True)
@@ -406,8 +467,16 @@ def run(cfg: StudyConfig, fresh: bool = False, smoke: bool = False,
               "errors are in the table below and in the dashboard); fix the cause and start over "
               "with --fresh, or allow more with --set max_attempts=N", flush=True)
     if remaining > 0:
+        from .search.effects_check import parameters_without_effect
+        from .search.runlog import run_log
+
+        for line in parameters_without_effect(space, *shape) if shape else []:
+            print(line, file=sys.stderr, flush=True)  # before any trial: a switch that does nothing
+
+        print(f"watch it live: {dashboard_command(cfg)}\nRay's and Optuna's logs: "
+              f"{cfg.run_dir / 'run.log'}", flush=True)
         prefilter.apply(cfg, study, space, log=lambda m: print(m, flush=True))
-        with ray_session(cfg):
+        with run_log(cfg.run_dir / "run.log"), ray_session(cfg):
             _search(cfg, space, storage, budget, done, remaining)
         study = _reload(cfg, storage)
     print_ranking(study, cfg)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal, NamedTuple
 
 import yaml
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from blocks.config import format_errors, load_yaml_text, one_line, read_mapping
 from blocks.errors import NasError
@@ -228,6 +228,14 @@ class StudyConfig(_Strict):
     promotion: dict[str, PromotionStage] = {}
     smoke: dict[str, Any] = {}  # overrides applied by --smoke-test
     source: str | None = Field(None, exclude=True)
+    _flags: dict[str, str] = PrivateAttr(default_factory=dict)  # study field -> the flag that set it
+
+    def set_by(self, field: str) -> str:
+        """What set a (dotted) field: the command-line flag that set it or a field above
+        it, else the study file."""
+        hits = [flag for f, flag in self._flags.items() if field == f or field.startswith(f + ".")
+                or f.startswith(field + ".")]
+        return hits[-1] if hits else f"the file {self.source}"
 
     @model_validator(mode="after")
     def _consistent(self) -> "StudyConfig":
@@ -531,6 +539,7 @@ def load_study(path: str | Path, overrides: list[Override] | None = None,
         study = StudyConfig.model_validate({**data, "source": str(p)})
     except ValidationError as err:
         raise StudyError(_blame(format_errors(err, str(p), StudyConfig), str(p), overrides)) from None
+    study._flags = {o.field: o.flag for o in overrides}
     return study
 
 
@@ -539,8 +548,10 @@ def load_study_from_args(args: Any) -> StudyConfig:
     return load_study(args.study, overrides_from_args(args), smoke=args.smoke_test)
 
 
-def add_common_flags(ap) -> None:
-    """The flags every study command shares (run, export, promote, report)."""
+def add_common_flags(ap, search: bool = True) -> None:
+    """The flags every study command shares (run, export, promote, report, ...); the budget
+    flags (--trials, --epochs, --concurrency) only where the command trains a search
+    (``search``): a command that reads a study has no use for them."""
     ap.add_argument("study", help="study YAML file (or the name of one in studies/)")
     ap.add_argument("--smoke-test", action="store_true",
                     help="the study's smoke settings: tiny, on a CPU, as the study '<name>-smoke'")
@@ -552,9 +563,10 @@ def add_common_flags(ap) -> None:
     ap.add_argument("--storage", help="storage: an Optuna storage URL "
                                       "(default: sqlite in the study's run folder)")
     ap.add_argument("--ray-address", help="ray_address: 'auto' or host:port of a Ray cluster")
-    ap.add_argument("--trials", type=int, help="trials: the study's total number of trials")
-    ap.add_argument("--epochs", type=int, help="fidelity.max_epochs")
-    ap.add_argument("--concurrency", type=int, help="concurrency: trials at once")
+    if search:
+        ap.add_argument("--trials", type=int, help="trials: the study's total number of trials")
+        ap.add_argument("--epochs", type=int, help="fidelity.max_epochs")
+        ap.add_argument("--concurrency", type=int, help="concurrency: trials at once")
 
 
 def output_folder(path: Path, field: str, source: str | None) -> Path:

@@ -431,6 +431,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="JPEG decoding of streamed image folders: PIL in the workers (cpu) or "
                         "nvJPEG batches on the GPU (gpu); default: auto (gpu on CUDA)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: auto (CUDA when present)")
+    p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads; default: the recipe's, "
+                                               "which a study trial ran with, else torch's default)")
     p.add_argument("--neuron-backend", choices=BACKENDS,
                    help="compute every spiking neuron with this backend (default: the architecture's; "
                         "auto: our Triton kernel on CUDA, torch on CPU)")
@@ -497,14 +499,17 @@ def _configs(args: argparse.Namespace):
             raise _UsageError("--neuron-backend" if args.neuron_backend is not None else f"{flag}: {field}",
                               f"{backend!r} cannot run on {device.type}: {reason.removeprefix('it ')}; "
                               f"allowed on {device.type}: {allowed}")
-    return arch, data, cfg
+    threads = args.threads if args.threads is not None else recipe.get("threads")
+    if threads is not None and threads < 1:
+        raise _UsageError("--threads", f"must be >= 1, got {threads}")
+    return arch, data, cfg, threads
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # exits 2 with a usage message on unknown flags/choices
     prog = "nas.train: error"
     try:
-        arch, data, cfg = _configs(args)
+        arch, data, cfg, threads = _configs(args)
     except _UsageError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
@@ -512,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: --freeze: only with --init-from (fine-tuning)", file=sys.stderr)
         return 2
     init = {"checkpoint": args.init_from, "freeze": args.freeze or []} if args.init_from else None
+    if threads is not None:
+        torch.set_num_threads(threads)
     out = args.out or f"runs/train/{arch.name}-{data.name}-{datetime.now():%Y%m%d-%H%M%S}"
     why = folder_problem(Path(out))
     if why:

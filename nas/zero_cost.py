@@ -271,21 +271,24 @@ def _fmt(v: float) -> str:
     return f"{int(v):,}" if math.isfinite(v) and v == int(v) and abs(v) >= 1000 else f"{v:.4g}"
 
 
-def _table(rows: list[dict], names: list[str], top: int) -> None:
+def _table(rows: list[dict], names: list[str], top: int, order=()) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from .search.results import config_label
 
     first = names[0]
     ranked = sorted(rows, key=lambda r: -r["scores"][first]
                     if not math.isnan(r["scores"][first]) else math.inf)
-    t = Table(title=f"zero-cost scores, ranked by {first} (top {min(top, len(rows))} of {len(rows)})")
+    title = f"zero-cost scores, ranked by {first} (top {min(top, len(rows))} of {len(rows)})"
+    t = Table(title=title, min_width=len(title))  # the title on one line, however short the labels
     t.add_column("#", justify="right")
     for n in names:
         t.add_column(n, justify="right")
     t.add_column("point")
     for i, r in enumerate(ranked[:top], 1):
         t.add_row(str(i), *(_fmt(r["scores"][n]) for n in names),
-                  json.dumps(r["point"], default=str))
+                  config_label(r["point"], order))
     Console(width=200).print(t)
 
 
@@ -379,7 +382,7 @@ def run_zero_cost(args) -> list[dict]:
         points = space.distinct_points(args.candidates, args.seed)
     rows = score_study(cfg, study, space, points, scorers, batch=args.batch,
                        seed=args.seed, T=args.T, log=lambda m: print(m, flush=True))
-    _table(rows, [s.name for s in scorers], args.top)
+    _table(rows, [s.name for s in scorers], args.top, [p.name for p in space.parameters])
     if args.trained:
         from .analysis.zero_cost_agreement import agreement_markdown
 

@@ -8,10 +8,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from blocks.errors import NasError
+
 from .targets import Concrete
 
 
-class SpaceError(ValueError):
+class SpaceError(NasError):
     """A search space that does not load, or a point that does not fit its space.
     ``str()`` is one message: the file, the key path in the YAML and what is allowed."""
 

@@ -33,6 +33,19 @@ def clone(tmp_path_factory) -> Path:
     return root
 
 
+def test_every_parameter_of_the_quickstart_changes_its_network_and_an_inert_one_is_named():
+    from nas.search.effects_check import parameters_without_effect
+
+    cfg = load_study(REPO / "studies" / "quickstart.yaml")
+    assert parameters_without_effect(cfg.load_space(), (1, 16, 16), 10) == []  # PT, PC, TC, CT all act
+    inert = parameters_without_effect(load_study(REPO / "studies" / "quickstart.yaml",
+                                                 [Override("base", "tiny", "--set base=tiny")]).load_space(),
+                                      (1, 16, 16), 10)
+    assert [line.split("'")[1] for line in inert] == ["PT", "CT"], inert
+    assert inert[0].startswith("warning: parameter 'PT' (stages.*.skips.PT) of space 'skip_connections' "
+                               "has no effect on base 'tiny'")
+
+
 def test_smoke_test_runs_offline_as_its_own_study(clone, capsys, monkeypatch):
     proc = cli("nas.run", "studies/skip_connections.yaml", "--smoke-test", cwd=clone)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -62,6 +75,7 @@ def test_headline_study_offline_says_which_flag_to_use(clone, capsys, monkeypatc
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "data: cifar10 not found" in err and "--data imagefolder --data-root DIR" in err
+    assert "to DIR/cifar10/train/<class>/*.jpg: `--data-root DIR/cifar10`" in err  # the shipped archive
     assert "../shared" not in err
     assert not (clone / "data").exists()  # no empty folder left behind
 
@@ -73,6 +87,7 @@ def test_a_study_that_cannot_be_placed_fails_at_once(clone):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "resources: a trial asks 4 CPUs and 0.25 GPUs" in proc.stderr
     assert "--set resources.cpu=1 --set resources.gpu=0" in proc.stderr
+    assert "studies/skip_connections_cpu.yaml is this study at CPU scale" in proc.stderr
     assert time.time() - started < 90
 
 
@@ -88,6 +103,48 @@ def test_bad_flags_are_blamed_not_the_file(args, expected, studies, capsys):
     assert run_main([str(studies / "asha.yaml"), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and expected in err and "asha.yaml:" not in err, err
+
+
+def test_studies_lists_deletes_and_watches(tmp_path, capsys, monkeypatch):
+    from nas.studies import main as studies_main
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    for name in ("one", "two"):
+        optuna.create_study(study_name=name, storage=url).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    assert studies_main(["--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "one" in out and "two" in out and "3 trials: COMPLETE 3" in out and "none" in out
+    assert studies_main(["--storage", url, "--watch", "one"]) == 0
+    assert "one: 3 trials: COMPLETE 3; best " in capsys.readouterr().out
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    assert studies_main(["--storage", url, "--delete", "one"]) == 0 and "kept" in capsys.readouterr().out
+    assert studies_main(["--storage", url, "--delete", "one", "--yes"]) == 0
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["two"]
+    assert studies_main(["--storage", url, "--delete", "one", "--yes"]) == 2
+    assert "--delete one: no such study" in capsys.readouterr().err
+
+
+def test_read_only_commands_take_no_budget_flags_and_promote_starts_a_stage_over(capsys):
+    from nas.export import main as export_main
+    from nas.report import main as report_main
+
+    for main in (export_main, report_main):
+        with pytest.raises(SystemExit):
+            main(["studies/quickstart.yaml", "--trials", "3"])
+        assert "unrecognized arguments: --trials 3" in capsys.readouterr().err
+    from nas.promote import main as promote_main
+
+    with pytest.raises(SystemExit):
+        promote_main(["--help"])
+    shown = capsys.readouterr().out
+    assert "--fresh" in shown and "--epochs" not in shown and "--concurrency" not in shown
+
+
+def test_a_race_whose_budget_cannot_hold_every_seed_of_every_point_fails_at_once(studies, tmp_path, capsys):
+    assert run_main([str(studies / "race.yaml"), "--trials", "7", "--storage", f"sqlite:///{tmp_path / 'o.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trials: a race trains all 4 points of its grid with their 2 seeds" in err
+    assert "(4 x 2 = 8 trials), but trials is 7" in err and not (tmp_path / "o.db").exists()
 
 
 def test_flags_and_set_override_the_file(studies, tmp_path, monkeypatch):
@@ -145,6 +202,41 @@ def test_inspect_names_what_does_not_fit_a_checkpoint(tmp_path, capsys):
     assert "differently shaped (checkpoint vs model): head.fc.weight (4, " in err, err
 
 
+def test_inspect_measures_on_the_recipes_data_and_says_when_it_is_noise(tmp_path, capsys):
+    """An export of the quickstart (digits upsampled to 16 px, one channel): inspect takes
+    the recipe's data and image size, with or without --data; with no data, says noise."""
+    import yaml
+
+    arch = blocks.load_config("tiny2", image_size=16, in_channels=1)
+    path = tmp_path / "rank01.yaml"
+    path.write_text(blocks.dump_config(arch) + yaml.safe_dump(
+        {"recipe": {"data": {"name": "digits", "image_size": 16, "val_fraction": 0.2}}}))
+    for extra in ([], ["--data", "digits"]):
+        assert inspect_main(["--arch-config", str(path), "--images", "8", *extra]) == 0
+        out = capsys.readouterr()
+        assert "8 validation images of digits" in out.out and "noise" not in out.err.lower(), out
+    assert inspect_main(["--arch-config", str(path), "--image-size", "24", "--images", "4"]) == 0  # data resized
+    assert "4 validation images of digits" in capsys.readouterr().out
+    assert inspect_main(["--arch", "tiny", "--images", "4"]) == 0
+    out = capsys.readouterr()
+    assert "GAUSSIAN-NOISE images, not data" in out.out and out.err.startswith("note: no data")
+
+
+def test_a_long_run_prints_a_trials_epoch_when_the_terminal_was_quiet(studies, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import nas.run
+
+    cfg = load_study(studies / "asha.yaml")
+    progress = nas.run._progress_callback(cfg, cfg.load_space(), 6, 0, lambda trial_id: None)
+    trial = SimpleNamespace(config={"optuna_trial": 3, "params": {"PC": True, "PT": False}, "repeat": 0})
+    progress.on_trial_result(0, [], trial, {"epoch": 1, "val_acc": 0.25})
+    assert capsys.readouterr().out == ""  # just started: quiet
+    monkeypatch.setattr(nas.run, "QUIET_S", 0.0)
+    progress.on_trial_result(0, [], trial, {"epoch": 2, "val_acc": 0.5})
+    assert capsys.readouterr().out == "  trial 3 (PC) repeat 0: epoch 2/3, val_acc 0.5000\n"
+
+
 def test_train_logs_progress_lines_without_a_terminal(monkeypatch, capsys):
     import nas.train
 
@@ -156,7 +248,8 @@ def test_train_logs_progress_lines_without_a_terminal(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("module", ["nas.verify", "nas.metrics", "nas.train", "nas.run", "nas.report",
-                                    "nas.export", "nas.promote", "nas.calibrate", "nas.zero_cost"])
+                                    "nas.export", "nas.promote", "nas.calibrate", "nas.zero_cost",
+                                    "nas.studies"])
 def test_every_command_has_help(module, capsys, monkeypatch):
     """``python -m MODULE --help``, run as ``__main__`` in this process (a fresh
     interpreter per command would only add its imports)."""
@@ -183,7 +276,10 @@ def test_another_study_with_the_same_name_is_refused(studies, tmp_path, capsys):
     (tmp_path / "two_skips.yaml").write_text((studies / "two_skips.yaml").read_text())
     assert run_main([str(other), "--storage", url]) == 2
     err = capsys.readouterr().err
-    assert "name: the stored study 'asha'" in err and "its data differ" in err and "--fresh" in err
+    assert "name: the stored study 'asha'" in err and "--fresh" in err
+    assert f"data.synthetic.n_train (stored 192, now 256, from the file {other})" in err, err
+    assert run_main([str(studies / "asha.yaml"), "--storage", url, "--epochs", "5"]) == 2  # a flag's
+    assert "fidelity.max_epochs (stored 3, now 5, from --epochs 5)" in capsys.readouterr().err
     # what may change between runs of one study does not trip it: the budget, the resources
     again = load_study(studies / "asha.yaml", [Override("storage", url, "--storage"),
                                                Override("trials", 9, "--trials 9")])

@@ -139,6 +139,24 @@ def test_race_round_structure_and_determinism():
         rs.race_round(data, correction="bonferoni")
 
 
+def test_two_seeds_intervals_pool_the_seed_term_and_stay_inside_0_100():
+    """Issue #23: with 2 seeds a point's own seed term has 1 degree of freedom (an interval
+    from -13% to 127%); pooled over the 16 points of a round it is useful, and clipped."""
+    rng = np.random.default_rng(3)
+    x = simulate(rng, [0.4, 0.5, 0.6, 0.7] * 4, seeds=2, images=287, seed_sd=0.5, inter_sd=0.5)
+    own = [rs.mean_ci(p) for p in x]
+    pooled = [rs.mean_ci(p, seed_term=rs.pooled_seed_term(list(x))) for p in x]
+    assert max(hi - lo for _, lo, hi in pooled) < 0.3 < max(hi - lo for _, lo, hi in own)
+    assert all(0.0 <= lo <= m <= hi <= 1.0 for m, lo, hi in own + pooled)
+    term = rs.pooled_seed_term(list(x))
+    assert term.df_ps == 16 and term.scale == 1.0
+    d, lo, hi = rs.diff_ci(x[0], x[3], seed_term=rs.seed_interaction(list(x)))
+    assert -1.0 <= lo < d < hi <= 1.0 and d > 0.15
+    perfect = np.ones((2, 50), dtype=bool)
+    perfect[0, :3] = False
+    assert rs.mean_ci(perfect)[2] == 1.0  # never above 100%
+
+
 def test_mean_ci_per_seed_accuracies():
     acc = np.array([0.80, 0.82, 0.81])
     m, lo, hi = rs.mean_ci(acc)

@@ -70,12 +70,15 @@ def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_pa
     # the 2 points the study trained, scored without training (the zero_cost figure)
     assert zero_cost([str(studies / "pareto.yaml"), "--storage", url, "--trained",
                       "--batch", "8", "--scorers", "snn_hamming,params"]) == 0
-    assert "scoring 2 points" in capsys.readouterr().out
+    scored = capsys.readouterr().out
+    assert "scoring 2 points" in scored and "(PC)" in scored and "{" not in scored  # its one label
     out = tmp_path / "report"
     proc = cli("nas.report", str(studies / "pareto.yaml"), "--storage", url, "--out", str(out),
                "--checkpoint", str(checkpoint), cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in FIGURES:
+    # skips add no weight: one parameter count for every point, so no accuracy-vs-parameters figure
+    assert "skipped accuracy_params: every full-budget trial has the same params" in proc.stdout
+    for name in (f for f in FIGURES if f != "accuracy_params"):
         assert f"wrote {name}" in proc.stdout, proc.stdout
         png, pdf = out / f"{name}.png", out / f"{name}.pdf"
         assert pdf.stat().st_size > 1000 and pdf.read_bytes()[:4] == b"%PDF"
@@ -90,6 +93,9 @@ def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_pa
     assert len(rows) == 2 and all(r.endswith("| kept |") for r in rows)  # per-image intervals
     assert all(row.split("|")[3].strip() == "2" for row in table[:2])  # n = 2 repeats
     assert "checkpoint best.pt" in summary
+    from nas.search.results import trial_counts
+
+    assert "; 4 trials: COMPLETE 4\n" in summary and trial_counts(optuna.load_study(study_name="pareto", storage=url)) in summary
 
 
 def test_report_without_checkpoint_uses_stored_rates_and_says_what_it_skips(pareto_run, tmp_path, studies,
@@ -97,8 +103,9 @@ def test_report_without_checkpoint_uses_stored_rates_and_says_what_it_skips(pare
     tmp, url = pareto_run
     monkeypatch.chdir(tmp)
     cfg = load_study(studies / "pareto.yaml", [Override("storage", url, "--storage")])
-    figures = report(cfg, tmp_path / "r")
+    figures = report(cfg, tmp_path / "r", top=1)
     assert isinstance(figures["firing_rates"], list)
+    assert "needs >= 2 configurations" in figures["ablation"]  # --top 1: the best configuration only
     assert "needs --checkpoint" in figures["token_mixing"]
     text = capsys.readouterr().out
     assert "skipped token_mixing: needs --checkpoint" in text
@@ -115,10 +122,31 @@ def test_missing_study_or_storage_exits_2(tmp_path, capsys, studies):
     assert "no study named 'pareto'" in capsys.readouterr().err
 
 
+def test_figures_without_information_say_so(tmp_path):
+    import pandas as pd
+
+    from nas.analysis.zero_cost_agreement import tau_text
+    from nas.report import fig_firing_rates
+
+    assert tau_text({"kendall": math.nan, "ci": (math.nan, math.nan)}).startswith("undefined (the score")
+    assert tau_text({"kendall": 0.5, "ci": (0.1, 0.8)}) == "+0.500 [+0.10, +0.80]"
+    rates = [{"layer": "stages.0.blocks.0.lif", "stage": 0, "rate": 0.0},
+             {"layer": "stages.0.blocks.1.lif", "stage": 0, "rate": 0.2}]
+    assert isinstance(fig_firing_rates(rates, "t", tmp_path), list)  # a silent layer is marked, not hidden
+    one = pd.DataFrame({"state": ["COMPLETE"] * 2, "params": [5.0, 5.0], "val_acc": [0.5, 0.6],
+                        "label": ["a", "b"]})
+    from nas.report import fig_accuracy_params
+
+    assert "same params (5)" in fig_accuracy_params(one, None, tmp_path)
+
+
 def test_labels_and_pareto_front():
     assert config_label({"PT": True, "PC": False, "TC": True}) == "(PT, TC)"
     assert config_label({"PT": False}) == "none" and config_label({}) == "(base)"
     assert config_label({"T": 2, "PT": True}) == "T=2, PT=True"
+    order = ["PT", "PC", "TC", "CT"]  # the space file's: every command names a point so
+    assert config_label({"CT": False, "PC": True, "PT": True, "TC": True}, order) == "(PT, PC, TC)"
+    assert config_label({"TC": 1, "T": 2, "PT": 0}, order) == "PT=0, TC=1, T=2"
     import numpy as np
 
     energy = np.array([1.0, 2.0, 3.0, 2.5])

@@ -10,11 +10,16 @@ from optuna.trial import TrialState
 
 from nas.search.searcher import StudySearcher, enqueue_grid, recover_interrupted
 from nas.search.storage import StorageError, counts_toward_budget, is_stale, make_storage
-from nas.study import load_study
+from nas.study import Override, load_study
 from pathlib import Path
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 STUDIES = Path(__file__).parent / "studies"
+
+
+def _study(name, tmp_path):
+    """A study file, its run folder (the trials' artifacts) in ``tmp_path``, not the checkout."""
+    return load_study(STUDIES / name, [Override("runs_dir", str(tmp_path / "runs"), "--set")])
 
 
 @pytest.mark.parametrize("scheme", ["sqlite", "journal"])
@@ -74,9 +79,16 @@ class _Space:
 
     size = 4
 
+    def grid(self):
+        return [{"PT": a, "PC": b} for a in (True, False) for b in (True, False)]
+
+
+class _UnlistedSpace(_Space):
+    size = None  # as a space too large to list: proposals are checked after the ask
+
 
 def test_searcher_tells_pruned_failed_and_complete_honestly(tmp_path):
-    cfg = load_study(STUDIES / "asha.yaml")  # max_epochs 3
+    cfg = _study("asha.yaml", tmp_path)  # max_epochs 3
     storage = make_storage(f"sqlite:///{tmp_path / 'o.db'}")
     searcher = StudySearcher(cfg, _Space(), storage, optuna.samplers.RandomSampler(seed=0), budget=3)
     for tid in ("full", "stopped", "broken"):
@@ -130,20 +142,41 @@ def test_a_trial_asked_but_not_claimed_is_stale_once_no_driver_lives(tmp_path):
                                      optuna.samplers.TPESampler(seed=0, n_startup_trials=1)],
                          ids=["random", "tpe"])
 def test_the_searcher_never_proposes_a_point_the_study_has(tmp_path, sampler):
-    """Samplers repeat points (TPE in small spaces; drivers with one seed): the searcher
-    asks again instead, and the re-asked proposals never count toward the budget."""
-    cfg = load_study(STUDIES / "asha.yaml")
+    """Samplers repeat points (TPE in small spaces; drivers with one seed): on a finite
+    space the proposal is steered to an untried point, with no record of a discarded one."""
+    cfg = _study("asha.yaml", tmp_path)
     storage = make_storage(f"sqlite:///{tmp_path / 'o.db'}")
     searcher = StudySearcher(cfg, _Space(), storage, sampler, budget=5)
     points = [json.dumps(searcher.suggest(f"t{i}")["params"], sort_keys=True) for i in range(4)]
-    assert len(set(points)) == 4  # a 4-point space: every point once
+    assert len(set(points)) == 4 and len(searcher.study.get_trials()) == 4  # every point once
+    searcher.suggest("t4")  # the space is exhausted: the fifth is trained again
+    assert len(searcher.study.get_trials()) == 5
+    searcher.heartbeat.stop()
+
+
+def test_on_a_space_too_large_to_list_a_repeat_is_asked_again_and_counted_nowhere(tmp_path):
+    cfg = _study("asha.yaml", tmp_path)
+    searcher = StudySearcher(cfg, _UnlistedSpace(), make_storage(f"sqlite:///{tmp_path / 'o.db'}"),
+                             optuna.samplers.RandomSampler(seed=0), budget=5)
+    points = [json.dumps(searcher.suggest(f"t{i}")["params"], sort_keys=True) for i in range(4)]
+    assert len(set(points)) == 4
+    skipped = [t for t in searcher.study.get_trials() if "duplicate_of" in t.user_attrs]
+    assert skipped and all(t.state == TrialState.FAIL and not counts_toward_budget(t) for t in skipped)
+    searcher.heartbeat.stop()
+
+
+def test_quickstart_budget_of_14_stores_14_distinct_points_and_no_failure(tmp_path):
+    """Issue #20: the quickstart's sampler (TPE, seed 0) on its 16-point space."""
+    cfg = _study(Path(__file__).parents[1] / "studies" / "quickstart.yaml", tmp_path)
+    searcher = StudySearcher(cfg, cfg.load_space(), make_storage(f"sqlite:///{tmp_path / 'o.db'}"),
+                             budget=14)
+    for i in range(15):
+        if searcher.suggest(f"t{i}") == "FINISHED":
+            break
+        searcher.on_trial_complete(f"t{i}", {"epoch": cfg.fidelity.max_epochs, "val_acc": 0.5 + i % 3 / 10})
     trials = searcher.study.get_trials()
-    skipped = [t for t in trials if "duplicate_of" in t.user_attrs]
-    assert skipped and all(t.state == TrialState.FAIL for t in skipped)
-    assert not any(counts_toward_budget(t) for t in skipped)
-    before = len(trials)
-    searcher.suggest("t4")  # the space is exhausted: the fifth is trained again, at once
-    assert len(searcher.study.get_trials()) == before + 1
+    assert len(trials) == 14 and len({json.dumps(t.params, sort_keys=True) for t in trials}) == 14
+    assert all(t.state == TrialState.COMPLETE for t in trials)
     searcher.heartbeat.stop()
 
 
@@ -152,7 +185,7 @@ import json, sys, time
 import optuna
 from nas.search.searcher import StudySearcher
 from nas.search.storage import make_storage
-from nas.study import load_study
+from nas.study import Override, load_study
 cfg = load_study(sys.argv[1])
 storage = make_storage(sys.argv[2])
 searcher = StudySearcher(cfg, cfg.load_space(), storage, budget=100)
@@ -185,7 +218,7 @@ def test_drivers_and_resumed_drivers_with_one_seed_propose_distinct_points(tmp_p
 
 
 def test_a_worker_killed_by_the_system_is_a_failure_with_its_epochs(tmp_path):
-    cfg = load_study(STUDIES / "asha.yaml")
+    cfg = _study("asha.yaml", tmp_path)
     searcher = StudySearcher(cfg, _Space(), make_storage(f"sqlite:///{tmp_path / 'o.db'}"),
                              optuna.samplers.RandomSampler(seed=0), budget=1)
     searcher.suggest("w")

@@ -45,6 +45,29 @@ def test_study_stores_every_trial_with_its_attributes(asha_run):
         assert t.user_attrs["wall_seconds"] > 0
         assert len(t.user_attrs["curve"]) == t.user_attrs["epochs"]
     assert "[6/6]" in proc.stdout and "ranking at the full budget" in proc.stdout
+    from nas.search.results import trial_counts
+
+    assert f"points; {trial_counts(load(url, 'asha'))}" in proc.stdout  # the end table's count
+    assert len(load(url, "asha").trials) == 6  # no record but the 6 trials
+    # each trial's figures and architecture, as Optuna artifacts (the dashboard shows them)
+    import optuna
+
+    from nas.search.artifacts import artifact_dir
+    from nas.study import Override, load_study
+
+    cfg = load_study(Path(proc.args[3]), [Override("storage", url, "--storage")])
+    assert f"--artifact-dir {artifact_dir(cfg)}" in proc.stdout
+    # Ray's log lines go to the run's log file, not the terminal
+    assert "Started a local Ray instance" in (cfg.run_dir / "run.log").read_text()
+    assert " INFO " not in proc.stdout + proc.stderr and "[I " not in proc.stdout + proc.stderr
+    store = optuna.artifacts.FileSystemArtifactStore(str(artifact_dir(cfg)))
+    for t in trials:
+        metas = {m.filename: m for m in optuna.artifacts.get_all_artifact_meta(t, storage=load(url, "asha")._storage)}
+        full = t.state == TrialState.COMPLETE
+        assert set(metas) == {"learning_curve.png", "architecture.yaml"} | ({"firing_rates.png"} if full else set())
+        optuna.artifacts.download_artifact(artifact_store=store, file_path=str(tmp / f"a{t.number}.yaml"),
+                                           artifact_id=metas["architecture.yaml"].artifact_id)
+        assert blocks.load_config(tmp / f"a{t.number}.yaml") == blocks.load_config(t.user_attrs["arch"])
     assert load(url, "asha").metric_names == ["val_acc"]  # the dashboard's label
     assert "optuna-dashboard " + url in proc.stdout and "nas.export" in proc.stdout  # next steps
 
@@ -114,6 +137,11 @@ def test_export_writes_configs_that_rebuild_exactly(asha_run, studies, tmp_path)
     # the file carries its recipe: no --data, the study's 32 px synthetic set, the same model
     recipe = yaml.safe_load(files[0].read_text())["recipe"]
     assert recipe["data"]["synthetic"]["size"] == 32 and recipe["train"]["epochs"] == 3
+    assert recipe["threads"] == trial.user_attrs["threads"] == 1  # the trial's CPU threads
+    again = cli("nas.train", "--arch-config", str(files[0]), "--no-progress", "--out", str(tmp_path / "a"),
+                cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout.strip().splitlines()[-1])["val_acc"] == trial.value  # bit for bit
     run = cli("nas.train", "--arch-config", str(files[0]), "--epochs", "1",
               "--no-progress", "--out", str(tmp_path / "ckpt"), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -144,6 +172,7 @@ def test_promote_data_parallel_with_ray_train(asha_run, studies):
     tmp, url, _, _ = asha_run
     proc = cli("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "ddp", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load(url, "asha-ddp").metric_names == ["val_acc"]  # the dashboard's label
     (t,) = load(url, "asha-ddp").get_trials()
     assert t.state == TrialState.COMPLETE and t.user_attrs["epochs"] == 1
 
@@ -172,7 +201,17 @@ def test_dashboard_serves_the_study(asha_run):
         sid = next(s["study_id"] for s in studies if s["study_name"] == "asha")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{sid}", timeout=5) as r:
             detail = json.load(r)
-        assert len(detail["trials"]) == len(load(url, "asha").trials)  # every trial, discarded proposals too
+        assert len(detail["trials"]) == len(load(url, "asha").trials)
+        # one count of trials: the dashboard's, the end table's and summary.md's
+        from collections import Counter
+
+        from nas.search.results import trial_counts
+
+        shown = Counter(t["state"].upper() for t in detail["trials"])
+        line = trial_counts(load(url, "asha"))
+        assert line.startswith(f"{len(detail['trials'])} trials: ")
+        assert all(f"{state} {n}" in line for state, n in shown.items()), (shown, line)
+        assert "FAIL" not in shown  # no discarded proposal on a finite space
         attrs = {a["key"] for a in detail["trials"][0]["user_attrs"]}
         assert {"arch", "params", "epochs", "curve"} <= attrs
     finally:

@@ -75,3 +75,9 @@ def test_a_race_drops_the_worse_points_and_resumes_after_a_kill(tmp_path, studie
     assert {t.params["VTH"] for t in complete} == {1.0} and len(complete) == 4
     assert len([t for t in trials if t.state == TrialState.PRUNED]) == 4  # dropped stay dropped
     assert "the race (alpha 0.05, rungs [2, 3])" in resumed.stdout and "dropped after epoch 2" in resumed.stdout
+    assert "How to read this" in resumed.stdout and "VTH=1000.0, PC=True" in resumed.stdout  # space order
+    from nas.search.racing import race_rows
+    from nas.study import load_study
+
+    rows, _, _ = race_rows(load(url, "race"), load_study(studies / "race.yaml"))
+    assert len(rows) == 4 and all(0.0 <= r["acc"][1] <= r["acc"][0] <= r["acc"][2] <= 1.0 for r in rows)

@@ -96,9 +96,17 @@ def agreement_markdown(study) -> str:
              "|---|---:|---|---:|---:|"]
     for n in names:
         r = agreement_row(by_name[n], accs)
-        lines.append(f"| {n} | {r['n']} | {r['kendall']:+.3f} [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}] | "
+        lines.append(f"| {n} | {r['n']} | {tau_text(r)} | "
                      f"{r['spearman']:+.3f} | {r['top_quarter']:.2f} ({r['k']}) |")
     return "\n".join(lines) + "\n"
+
+
+def tau_text(r: dict) -> str:
+    """Kendall's tau with its interval, or why there is none (a constant score or accuracy)."""
+    if math.isnan(r["kendall"]):
+        return "undefined (the score or the accuracy is the same for every point)"
+    ci = "" if math.isnan(r["ci"][0]) else f" [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]"
+    return f"{r['kendall']:+.3f}{ci}"
 
 
 def fig_zero_cost(study, cfg, out: Path):
@@ -128,8 +136,7 @@ def fig_zero_cost(study, cfg, out: Path):
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(n)
-        ax.set_title(f"{n}: Kendall {r['kendall']:+.2f} [{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]",
-                     fontsize=9)
+        ax.set_title(f"{n}: Kendall {tau_text(r)}", fontsize=9)
         if (~finite).any():
             ax.text(0.02, 0.02, f"{int((~finite).sum())} without a finite score",
                     transform=ax.transAxes, fontsize=7)

@@ -35,7 +35,7 @@ Decisions are per effect, not family-wise.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -212,7 +212,8 @@ def estimate_effects(correct: Sequence[np.ndarray], found: Sequence[Contrast], m
             out.append(Effect(c.name, c.kind, est, float("nan"), float("nan"), float("nan"),
                               "undecided", float("nan"), float("nan"), c.aliases))
             continue
-        var, df = _variance_of_mean(_mean_squares(d), term, float(np.sum(c.weights ** 2)))
+        scaled = None if term is None else replace(term, scale=float(np.sum(c.weights ** 2)))
+        var, df = _variance_of_mean(_mean_squares(d), scaled)
         se = float(np.sqrt(var))
         if se == 0.0:
             p = 1.0 if est == 0 else 0.0

@@ -12,6 +12,7 @@ ablation_cost.py).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -74,14 +75,15 @@ def race(correct: Mapping[Hashable, Mapping[int, np.ndarray]], rungs: Sequence[i
 
 def race_rows(study, cfg) -> tuple[list[dict], int, int]:
     """Per point of a race study: the budget it reached, its accuracy there with a 95%
-    interval (seeds x images), the difference to ``race.reference`` at that budget with
-    its interval, and the rung it was dropped at (p-value, the point it lost to). Also the
-    trial-epochs spent and those of the full grid."""
+    interval (seeds x images; the seed term pooled over the points at that budget, as the
+    race's test pools it), the difference to ``race.reference`` at that budget with its
+    interval, and the rung it was dropped at (p-value, the point it lost to). An interval
+    that 2 seeds cannot give (no other point to pool with) is NaN. Also the trial-epochs
+    spent and those of the full grid."""
     from optuna.trial import TrialState
 
-    from .racing_stats import diff_ci, mean_ci
-    from .results import config_label
-    from .results import correct_by_epoch
+    from .racing_stats import diff_ci, mean_ci, pooled_seed_term, seed_interaction
+    from .results import config_label, correct_by_epoch, space_order
 
     by_point: dict[str, list] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
@@ -95,61 +97,88 @@ def race_rows(study, cfg) -> tuple[list[dict], int, int]:
         runs = correct.get(point, [])
         return np.stack([r[epoch] for r in runs]) if runs and all(epoch in r for r in runs) else None
 
-    rows, used = [], 0
+    def intervals(mine, theirs, epoch: int):
+        peers = [a for a in (at(p, epoch) for p in by_point) if a is not None and a.shape == mine.shape]
+        if len(peers) < 2 and mine.shape[0] < 3:
+            return (float(mine.mean()), math.nan, math.nan), None  # 1 degree of freedom: no interval
+        pooled = len(peers) >= 2
+        acc = mean_ci(mine, seed_term=pooled_seed_term(peers) if pooled else None)
+        diff = None if theirs is None else diff_ci(theirs, mine, seed_term=seed_interaction(peers) if pooled else None)
+        return acc, diff
+
+    rows, used, order = [], 0, space_order(study)
     for point, ts in by_point.items():
         epoch = max(int(t.user_attrs.get("epochs", 0)) for t in ts)
         used += sum(int(t.user_attrs.get("epochs", 0)) for t in ts)
-        mine, theirs = at(point, epoch), at(ref, epoch) if ref else None
-        row = {"point": config_label(json.loads(point)), "n": len(ts), "epochs": epoch,
-               "acc": mean_ci(mine) if mine is not None else None,
-               "diff": diff_ci(theirs, mine) if mine is not None and theirs is not None
-               and point != ref else None,
-               "dropped": ts[0].user_attrs.get("race_rung"), "p": ts[0].user_attrs.get("race_p_value"),
-               "lost_to": ts[0].user_attrs.get("race_lost_to")}
-        rows.append(row)
+        mine, theirs = at(point, epoch), at(ref, epoch) if ref and point != ref else None
+        acc, diff = intervals(mine, theirs, epoch) if mine is not None else (None, None)
+        rows.append({"point": config_label(json.loads(point), order), "n": len(ts), "epochs": epoch,
+                     "acc": acc, "diff": diff,
+                     "dropped": ts[0].user_attrs.get("race_rung"), "p": ts[0].user_attrs.get("race_p_value"),
+                     "lost_to": config_label(ts[0].user_attrs.get("race_lost_to") or {}, order)})
     rows.sort(key=lambda r: (-(r["epochs"]), -(r["acc"][0] if r["acc"] else 0)))
     full = len(by_point) * cfg.repeats * cfg.fidelity.max_epochs
     return rows, used, full
 
 
+HOW_TO_READ = (
+    "How to read this: *val. acc.* is the point's mean accuracy over its seeds and the "
+    "validation images, at the budget it reached, with a 95% interval (seed-to-seed variation "
+    "pooled over all points at that budget, as the race's test does; kept inside 0-100%; "
+    "\"no interval\" where 2 seeds and no other point leave nothing to estimate it from). "
+    "*diff* is its paired difference to the reference (same seeds, same images): an interval "
+    "that excludes 0 is a difference the data support. *dropped after epoch e* means the race "
+    "stopped training the point then, because it was worse than the best point of that round "
+    "with the adjusted p-value *p* (below alpha; small p: clearly worse); its numbers are at "
+    "epoch e. *kept*: trained to the full budget.")
+
+
+def _cells(r: dict) -> tuple[str, str, str]:
+    """The race table's accuracy, difference and fate texts of one row of race_rows."""
+    if r["acc"] is None:
+        acc = "–"
+    elif math.isnan(r["acc"][1]):
+        acc = f"{100 * r['acc'][0]:.2f} (no interval: 2 seeds)"
+    else:
+        acc = "{:.2f} ({:.2f}, {:.2f})".format(*(100 * v for v in r["acc"]))
+    diff = "–" if r["diff"] is None else "{:+.2f} ({:+.2f}, {:+.2f})".format(*(100 * v for v in r["diff"]))
+    fate = (f"dropped after epoch {r['dropped']} (p {r['p']:.3g}, lost to {r['lost_to']})"
+            if r["dropped"] else "kept")
+    return acc, diff, fate
+
+
 def race_markdown(study, cfg) -> str:
     """The race table (or, for any study that records predictions, the intervals) as markdown."""
-    from .results import config_label
+    from .results import config_label, space_order
 
     rows, used, full = race_rows(study, cfg)
     if not any(r["acc"] for r in rows):
         return ""
-    ref = config_label(cfg.race.reference) if cfg.race.reference else "the reference"
+    ref = config_label(cfg.race.reference, space_order(study)) if cfg.race.reference else "the reference"
     lines = ["## Accuracy with 95% intervals" + (" and the race" if cfg.scheduler == "race" else ""), "",
              "Per point at the budget it reached: validation accuracy, mean and 95% CI over seeds x "
              f"images (paired per-image correctness); {used} of {full} trial-epochs of the full grid.", "",
              f"| point | n | epochs | val. acc. % (95% CI) | diff to {ref} (95% CI) | race |", "|---|---:|---:|---:|---:|---|"]
     for r in rows:
-        acc = "–" if r["acc"] is None else "{:.2f} ({:.2f}, {:.2f})".format(*(100 * v for v in r["acc"]))
-        diff = "–" if r["diff"] is None else "{:+.2f} ({:+.2f}, {:+.2f})".format(*(100 * v for v in r["diff"]))
-        fate = (f"dropped after epoch {r['dropped']} (p {r['p']:.3g}, lost to {config_label(r['lost_to'])})"
-                if r["dropped"] else "kept")
-        lines.append(f"| {r['point']} | {r['n']} | {r['epochs']} | {acc} | {diff} | {fate} |")
-    return "\n".join(lines) + "\n"
+        lines.append(f"| {r['point']} | {r['n']} | {r['epochs']} | " + " | ".join(_cells(r)) + " |")
+    return "\n".join(lines) + "\n\n" + HOW_TO_READ + "\n"
 
 
 def print_race(study, cfg) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .results import config_label
+    from .results import config_label, space_order
 
     rows, used, full = race_rows(study, cfg)
-    ref = config_label(cfg.race.reference) if cfg.race.reference else None
+    ref = config_label(cfg.race.reference, space_order(study)) if cfg.race.reference else None
     table = Table(title=f"{cfg.name}: the race (alpha {cfg.race.alpha}, rungs {cfg.race_rungs})",
                   caption=f"{used} of {full} trial-epochs of the full grid ({100 * used / max(full, 1):.0f}%)",
                   title_justify="left", caption_justify="left")
     for col in ("point", "n", "epochs", "val acc % (95% CI)", f"diff to {ref or 'reference'} (95% CI)", "race"):
         table.add_column(col, justify="left" if col in ("point", "race") else "right")
     for r in rows:
-        acc = "–" if r["acc"] is None else "{:.2f} ({:.2f}, {:.2f})".format(*(100 * v for v in r["acc"]))
-        diff = "–" if r["diff"] is None else "{:+.2f} ({:+.2f}, {:+.2f})".format(*(100 * v for v in r["diff"]))
-        fate = (f"dropped after epoch {r['dropped']} (p {r['p']:.3g}, lost to "
-                f"{config_label(r['lost_to'])})" if r["dropped"] else "kept")
-        table.add_row(r["point"], str(r["n"]), str(r["epochs"]), acc, diff, fate)
-    Console(width=160).print(table)
+        table.add_row(r["point"], str(r["n"]), str(r["epochs"]), *_cells(r))
+    console = Console(width=160)
+    console.print(table)
+    console.print(HOW_TO_READ.replace("*", ""), soft_wrap=False, highlight=False)

@@ -95,11 +95,12 @@ class SeedTerm:
     df_ps: int
     df_psi: int
     images: int
+    scale: float = 2.0  # 2: the difference of two points; 1: one point (pooled_seed_term)
 
     @property
     def pair_var(self) -> float:
-        """Estimated ``su2`` of a pair, ``2 (ms_ps - ms_psi)+ / N``."""
-        return 2.0 * max(self.ms_ps - self.ms_psi, 0.0) / self.images
+        """Estimated seed variance of the mean, ``scale (ms_ps - ms_psi)+ / N`` (``su2`` of a pair)."""
+        return self.scale * max(self.ms_ps - self.ms_psi, 0.0) / self.images
 
 
 def seed_interaction(points: Sequence[np.ndarray]) -> SeedTerm:
@@ -118,13 +119,22 @@ def seed_interaction(points: Sequence[np.ndarray]) -> SeedTerm:
     return SeedTerm(ss_ps / df_ps, float(np.sum(resid ** 2)) / df_psi, df_ps, df_psi, n)
 
 
-def _variance_of_mean(ms: _MeanSquares, seed_term: SeedTerm | None = None,
-                      weight_sq: float = 2.0) -> tuple[float, float]:
+def pooled_seed_term(points: Sequence[np.ndarray]) -> SeedTerm:
+    """The seed-to-seed variance of one point's accuracy, pooled over ``points`` (each
+    (seeds, images), same shape): the mean of their seed and residual mean squares, with
+    ``P (S-1)`` degrees of freedom instead of one point's ``S - 1`` (1 with 2 seeds)."""
+    ms = [_mean_squares(_as_results(p)) for p in points]
+    s, n = ms[0].seeds, ms[0].images
+    return SeedTerm(float(np.mean([m.ms_seed for m in ms])), float(np.mean([m.ms_res for m in ms])),
+                    len(ms) * (s - 1), len(ms) * (s - 1) * (n - 1), n, scale=1.0)
+
+
+def _variance_of_mean(ms: _MeanSquares, seed_term: SeedTerm | None = None) -> tuple[float, float]:
     """Variance of the grand mean over crossed seeds x images, and its Satterthwaite df.
 
     ``Var * S N = MS_res + seed part + (MS_img - MS_res)+`` where the seed part is
-    ``(MS_seed - MS_res)+`` or, with a pooled ``seed_term``, ``weight_sq (ms_ps - ms_psi)+``
-    (``weight_sq``: the sum of the squared point weights of the contrast, 2 for a pair). The
+    ``(MS_seed - MS_res)+`` or, with a pooled ``seed_term``, ``scale (ms_ps - ms_psi)+``
+    (``scale``: the sum of the squared point weights of the contrast, 2 for a pair). The
     degrees of freedom count the noise of every mean square used (conservative when a
     component is clipped)."""
     sn = ms.seeds * ms.images
@@ -134,9 +144,9 @@ def _variance_of_mean(ms: _MeanSquares, seed_term: SeedTerm | None = None,
         seed = max(ms.ms_seed - ms.ms_res, 0.0)
         noise += ms.ms_seed ** 2 / ms.df_seed
     else:
-        seed = weight_sq * max(seed_term.ms_ps - seed_term.ms_psi, 0.0)
-        noise += weight_sq ** 2 * (seed_term.ms_ps ** 2 / seed_term.df_ps
-                                   + seed_term.ms_psi ** 2 / seed_term.df_psi)
+        seed = seed_term.scale * max(seed_term.ms_ps - seed_term.ms_psi, 0.0)
+        noise += seed_term.scale ** 2 * (seed_term.ms_ps ** 2 / seed_term.df_ps
+                                         + seed_term.ms_psi ** 2 / seed_term.df_psi)
     total = ms.ms_res + seed + img
     if total <= 0.0:  # every cell identical: no variance, infinite df
         return 0.0, float("inf")
@@ -266,13 +276,15 @@ def race_round(correct: Mapping[Hashable, np.ndarray], alpha: float = 0.05,
 
 # ---------------------------------------------------------------- intervals for reports
 
-def mean_ci(correct_or_accuracies, level: float = 0.95) -> tuple[float, float, float]:
-    """A point's accuracy ``(mean, low, high)``.
+def mean_ci(correct_or_accuracies, level: float = 0.95,
+            seed_term: SeedTerm | None = None) -> tuple[float, float, float]:
+    """A point's accuracy ``(mean, low, high)``, the interval kept inside [0, 1].
 
     A 2-D (seeds, images) array: seeds and images crossed random factors, variance as in
     :func:`paired_test` (here the image term is the spread of image difficulty, so the
-    interval covers drawing another validation set too). A 1-D array of per-seed
-    accuracies: the t interval over seeds (df = seeds - 1)."""
+    interval covers drawing another validation set too); ``seed_term``
+    (:func:`pooled_seed_term`) replaces the point's own seed variance. A 1-D array of
+    per-seed accuracies: the t interval over seeds (df = seeds - 1)."""
     x = np.asarray(correct_or_accuracies, dtype=np.float64)
     if x.ndim == 1:
         if x.size < 2:
@@ -280,16 +292,18 @@ def mean_ci(correct_or_accuracies, level: float = 0.95) -> tuple[float, float, f
         mean, var, df = float(x.mean()), float(x.var(ddof=1)) / x.size, x.size - 1
     else:
         ms = _mean_squares(_as_results(x))
-        (var, df), mean = _variance_of_mean(ms), ms.mean
+        (var, df), mean = _variance_of_mean(ms, seed_term), ms.mean
     half = float(stats.t.ppf(0.5 + level / 2, df)) * float(np.sqrt(var)) if var > 0 else 0.0
-    return mean, mean - half, mean + half
+    return mean, max(mean - half, 0.0), min(mean + half, 1.0)
 
 
-def diff_ci(reference: np.ndarray, other: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+def diff_ci(reference: np.ndarray, other: np.ndarray, level: float = 0.95,
+            seed_term: SeedTerm | None = None) -> tuple[float, float, float]:
     """``(diff, low, high)`` of mean accuracy ``other - reference``, paired over seeds and
-    images (the interval of :func:`paired_test`, the pair's own seed term)."""
-    r = paired_test(reference, other, level=level)
-    return r.diff, r.ci_low, r.ci_high
+    images (the interval of :func:`paired_test`; ``seed_term``: the race's pooled one,
+    :func:`seed_interaction`), kept inside [-1, 1]."""
+    r = paired_test(reference, other, level=level, seed_term=seed_term)
+    return r.diff, max(r.ci_low, -1.0), min(r.ci_high, 1.0)
 
 
 # ---------------------------------------------------------------- rank agreement

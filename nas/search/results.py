@@ -17,15 +17,46 @@ from ..study import StudyConfig
 CALIBRATION_WARN = 0.6  # a stored calibration's Kendall tau below this: the end table warns
 
 
-def config_label(params: dict) -> str:
-    """``{"PT": True, "PC": False}`` -> ``"(PT)"``; no switch on -> ``"none"``; other
-    values -> ``"k=v, ..."``; the base itself -> ``"(base)"``."""
+def config_label(params: dict, order=()) -> str:
+    """The one name of a point, used by every command and file: ``{"PT": True, "PC":
+    False}`` -> ``"(PT)"``; no switch on -> ``"none"``; other values -> ``"k=v, ..."``; the
+    base itself -> ``"(base)"``. Names in ``order`` (the space file's: :func:`space_order`)
+    come first, in that order."""
     if not params:
         return "(base)"
+    rank = {name: i for i, name in enumerate(order)}
+    params = dict(sorted(params.items(), key=lambda kv: rank.get(kv[0], len(rank))))
     if all(isinstance(v, bool) for v in params.values()):
         on = [k for k, v in params.items() if v]
         return f"({', '.join(on)})" if on else "none"
     return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def space_order(study: optuna.Study) -> list[str]:
+    """The study's parameter names in its space file's order (as stored at its first run)."""
+    definition = study.user_attrs.get("definition") or {}
+    return [p["name"] for p in definition.get("space", {}).get("parameters", [])]
+
+
+STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+
+def trial_counts(study: optuna.Study) -> str:
+    """The study's trials by state, as Optuna and optuna-dashboard count them (the one
+    count of the end table and summary.md); FAIL and WAITING trials said for what they are."""
+    trials = study.get_trials(deepcopy=False)
+    fails = [t.user_attrs for t in trials if t.state == TrialState.FAIL]
+    kinds = {"interrupted by a stopped driver, its point queued again": sum(bool(a.get("interrupted")) for a in fails),
+             "proposals of a point the study had, never trained": sum("duplicate_of" in a for a in fails)}
+    kinds["raised an error"] = len(fails) - sum(kinds.values())
+    notes = {"WAITING": "queued, not run yet",
+             "FAIL": ", ".join(f"{n} {what}" for what, n in kinds.items() if n) if len(fails) > kinds["raised an error"] else ""}
+    parts = []
+    for state in STATE_ORDER:
+        n = sum(t.state.name == state for t in trials)
+        if n:
+            parts.append(f"{state} {n}" + (f" ({notes[state]})" if notes.get(state) else ""))
+    return f"{len(trials)} trials: " + (", ".join(parts) or "none")
 
 
 def trials_frame(study: optuna.Study, cfg: StudyConfig) -> pd.DataFrame:
@@ -71,25 +102,23 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
 
     df = trials_frame(study, cfg)
     ranked = ranking(df, cfg)
-    states = df["state"].value_counts().to_dict() if len(df) else {}
-    interrupted = int(df["interrupted"].sum()) if len(df) else 0
     epochs = cfg.fidelity.max_epochs
-    table = Table(title=f"{cfg.name}: ranking at the full budget ({epochs} epoch{'s' * (epochs > 1)})",
-                  caption=f"{len(ranked)} points; trials: "
-                  + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none")
-                  + (f" (of which {interrupted} interrupted, re-queued)" if interrupted else ""),
-                  title_justify="left", caption_justify="left")
+    title = f"{cfg.name}: ranking at the full budget ({epochs} epoch{'s' * (epochs > 1)})"
+    caption = f"{len(ranked)} points; {trial_counts(study)}"
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left",
+                  min_width=min(max(len(title), len(caption)), 140))  # each on one line
     table.add_column("rank", justify="right")
     table.add_column("point")
     table.add_column("n", justify="right")
     for o in cfg.objectives:
         table.add_column(f"{o.metric} ({'max' if o.direction == 'maximize' else 'min'})", justify="right")
+    order = space_order(study)
     for i, row in ranked.head(limit).iterrows():
         cells = []
         for o in cfg.objectives:
             m, s = row[f"{o.metric}_mean"], row[f"{o.metric}_std"]
             cells.append(f"{m:.4g}" + (f" ± {s:.2g}" if row["n"] > 1 and not math.isnan(s) else ""))
-        table.add_row(str(i + 1), _short(row["point"]), str(row["n"]), *cells)
+        table.add_row(str(i + 1), config_label(json.loads(row["point"]), order), str(row["n"]), *cells)
     Console(width=140).print(table)
     cal = study.user_attrs.get("calibration")
     if cal:
@@ -98,11 +127,6 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
               f"Kendall tau {cal['kendall_tau']:.2f}" + (f", below {CALIBRATION_WARN}: this cheap "
               "ranking may not hold at the expensive setting" if low else ""), flush=True)
     return ranked
-
-
-def _short(point: str) -> str:
-    params = json.loads(point)
-    return ", ".join(f"{k}={v}" for k, v in params.items()) or "(base)"
 
 
 # ---- per-image correctness on the fixed validation split (racing, calibration) --------

@@ -29,6 +29,7 @@ from ray.tune.search.optuna import OptunaSearch
 from ..metrics import TRIAL_METRICS
 from .results import CORRECT_KEY
 from .storage import STALE_AFTER_S, Heartbeat, budget_lock, budget_used, drivers, is_stale, retried
+from .untried import UntriedFirst, point_key, steerable, trial_point
 from ..study import StudyConfig
 
 
@@ -36,7 +37,7 @@ def worst(direction: str) -> float:
     return -1e30 if direction == "maximize" else 1e30
 
 
-MAX_REASKS = 20  # a sampler that keeps proposing points the study has gets its way after this
+MAX_REASKS = 20  # on a space too large to list: a sampler that keeps repeating gets its way
 
 
 def driver_seed(seed: int | None, storage, study_id: int, driver: str) -> int | None:
@@ -69,6 +70,9 @@ class StudySearcher(OptunaSearch):
         if sampler is None:
             sampler = study.sampler.build(driver_seed(study.sampler.seed, storage, study_id,
                                                       self.heartbeat.driver))
+        self._steered = steerable(space)  # proposals are untried points: nothing to discard
+        if self._steered:
+            sampler = UntriedFirst(sampler, space, study.sampler.seed)
         super().__init__(space=self._define, metric=metrics if len(metrics) > 1 else metrics[0],
                          mode=modes if len(modes) > 1 else modes[0], sampler=sampler,
                          study_name=study.name, storage=storage)
@@ -100,10 +104,11 @@ class StudySearcher(OptunaSearch):
             params = super().suggest(trial_id)
             ot = self._ot_trials[trial_id]
             queued = ot.user_attrs.get("repeat") is not None  # a repeat, retry or grid point
-            twin = None if queued or attempt == MAX_REASKS else self._twin(ot)
+            twin = None if queued or self._steered or attempt == MAX_REASKS else self._twin(ot)
             if twin is None:
                 break
-            # a point the study already has: not trained again, the sampler asked once more
+            # a space too large to list: a proposal of a point the study has is discarded
+            # (a FAIL record with duplicate_of, counted nowhere) and the sampler asked again
             ot.set_user_attr("duplicate_of", twin)
             self._ot_study.tell(ot, state=TrialState.FAIL)
             del self._ot_trials[trial_id]
@@ -199,13 +204,14 @@ class StudySearcher(OptunaSearch):
         if "arch_json" in result:
             attrs["arch"] = json.loads(result["arch_json"])
         measured = () if "error" in result else ("val_acc", *TRIAL_METRICS)  # not the worst values
-        for key in ("params", "wall_seconds", "T", "train_acc", "val_loss", *measured):
+        for key in ("params", "wall_seconds", "T", "threads", "train_acc", "val_loss", *measured):
             if key in result and not (isinstance(result[key], float) and math.isnan(result[key])):
                 attrs[key] = result[key]
         if "layer_rates_json" in result:
             attrs["layer_rates"] = json.loads(result["layer_rates_json"])
         for k, v in attrs.items():
             ot.set_user_attr(k, v)
+        self._store_artifacts(ot, attrs)
         if error or "error" in result:
             ot.set_user_attr("error", result.get("error") or (
                 "its worker process died (killed by the system, e.g. out of memory, or its "
@@ -216,6 +222,16 @@ class StudySearcher(OptunaSearch):
         else:
             values = [result[o.metric] for o in self._cfg.objectives]
             self._ot_study.tell(ot, values if len(values) > 1 else values[0])
+
+
+    def _store_artifacts(self, ot, attrs: dict) -> None:
+        """The trial's learning curve, firing rates and architecture, for the dashboard."""
+        from .artifacts import store_trial_artifacts
+        from .results import config_label
+
+        order = [p.name for p in getattr(self._arch_space, "parameters", [])]
+        store_trial_artifacts(self._cfg, ot, attrs, f"{self._cfg.name} trial {ot.number}: "
+                                                    f"{config_label(ot.params, order)}")
 
 
 def recover_interrupted(study: optuna.Study, stale_after: float = STALE_AFTER_S) -> int:
@@ -259,12 +275,7 @@ def retry_failed(study: optuna.Study, max_attempts: int) -> tuple[int, int]:
 
 def trial_key(params: dict, repeat: int = 0) -> str:
     """One string per (point, repeat): trials with the same key train the same thing."""
-    return json.dumps([sorted(params.items()), repeat], default=str)
-
-
-def trial_point(t) -> dict:
-    """A trial's point: its parameters, or, while it waits in the queue, the fixed ones."""
-    return t.params or t.system_attrs.get("fixed_params", {})
+    return json.dumps([point_key(params), repeat])
 
 
 def enqueue_grid(study: optuna.Study, points: list[dict], repeats: int) -> int:

@@ -184,6 +184,13 @@ def drivers(storage: optuna.storages.BaseStorage, study_id: int) -> dict[str, fl
     return {k.removeprefix(_DRIVER_KEY): v for k, v in attrs.items() if k.startswith(_DRIVER_KEY)}
 
 
+def live_drivers(storage: optuna.storages.BaseStorage, study_id: int,
+                 stale_after: float = STALE_AFTER_S) -> list[str]:
+    """The registered drivers of a study that still run (``host:pid``)."""
+    now = time.time()
+    return [d for d, beat in drivers(storage, study_id).items() if _lives(d, beat, now, stale_after)]
+
+
 def _lives(driver: str, beat: float, now: float, stale_after: float) -> bool:
     alive = _driver_alive(driver)
     return alive if alive is not None else now - beat <= stale_after

@@ -42,7 +42,9 @@ NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "classes")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 OFFLINE_HINT = (
     "Offline, point the study at data you have: `--data imagefolder --data-root DIR` (DIR/"
-    "train/<class>/*.png|jpg), or `--data npz --data-root FILE.npz` (x_train, y_train ...); "
+    "train/<class>/*.png|jpg; the shipped cifar10-train-jpeg.tar.xz unpacks, with `tar -xJf "
+    "cifar10-train-jpeg.tar.xz -C DIR`, to DIR/cifar10/train/<class>/*.jpg: `--data-root "
+    "DIR/cifar10`), or `--data npz --data-root FILE.npz` (x_train, y_train ...); "
     "`--smoke-test` runs a study's tiny version on bundled data."
 )
 

@@ -134,7 +134,7 @@ def lineage_frame(cfg):
     return pd.DataFrame(list(rows.values())).reindex(columns=cols) if rows else pd.DataFrame(columns=cols)
 
 
-def lineage_markdown(frame) -> str:
+def lineage_markdown(frame, order=()) -> str:
     from ..search.results import config_label
 
     if not len(frame):
@@ -143,7 +143,7 @@ def lineage_markdown(frame) -> str:
     lines = ["## Lineage: validation accuracy (%) along the promotion chain", "",
              "| search trial | point | " + " | ".join(stages) + " |", "|---" * (2 + len(stages)) + "|"]
     for _, r in frame.iterrows():
-        point = config_label(r["point"] or {})
+        point = config_label(r["point"] or {}, order)
         accs = " | ".join("–" if r[s] is None or r[s] != r[s] else f"{100 * r[s]:.2f}" for s in stages)
         lines.append(f"| {r['source_trial']} | {point} | {accs} |")
     return "\n".join(lines) + "\n"

@@ -115,8 +115,9 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
         report = _tune_report(study)
     start = time.time()
     gpu = study.resources.gpu > 0 and torch.cuda.is_available()
-    torch.set_num_threads(max(1, int(study.resources.cpu)))
-    last: dict = where()
+    threads = max(1, int(study.resources.cpu))  # recorded: nas.train repeats a trial with it
+    torch.set_num_threads(threads)
+    last: dict = {**where(), "threads": threads}
     try:
         arch = _space(study).to_config(config["params"])
         from ..metrics import EVAL_IMAGES, TRIAL_METRICS, eval_batch, measure
