@@ -98,13 +98,31 @@ def make_storage(url: str, create_folder: bool = False, attempts: int = 3) -> op
     storage (:func:`check_storage_file`); a server is tried ``attempts`` times, a few
     seconds each. Every failure is one :class:`StorageError` line."""
     path = file_path(url)
-    check_storage_file(url)
-    if path is not None:
-        if create_folder:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        elif not path.parent.is_dir():
-            raise StorageError(f"storage: {url}: the folder {path.parent} does not exist "
-                               "(create it, or fix the path)")
+    if path is None:
+        return _open_storage(url, attempts)
+    if create_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        check_storage_file(url)
+        raise StorageError(f"storage: {url}: the folder {path.parent} does not exist "
+                           "(create it, or fix the path)")
+    lock = Path(f"{path}.budget-lock")  # the study's lock file (budget_lock), made by nas.run
+    if path.exists() and not lock.exists():  # a file no driver of ours made: check, then open
+        check_storage_file(url)
+        return _open_storage(url, attempts)
+    import fcntl
+
+    with open(lock, "a") as f:  # drivers creating one file at once: one after the other, so
+        fcntl.flock(f, fcntl.LOCK_EX)  # none sees another's half-made schema
+        try:
+            check_storage_file(url)
+            return _open_storage(url, attempts)
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _open_storage(url: str, attempts: int) -> optuna.storages.BaseStorage:
+    path = file_path(url)
     if url.startswith("journal://"):
         from optuna.storages.journal import JournalFileBackend
 
