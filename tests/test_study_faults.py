@@ -74,7 +74,9 @@ def test_a_race_drops_the_worse_points_and_resumes_after_a_kill(tmp_path, studie
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert {t.params["VTH"] for t in complete} == {1.0} and len(complete) == 4
     assert len([t for t in trials if t.state == TrialState.PRUNED]) == 4  # dropped stay dropped
-    assert "the race (alpha 0.05, rungs [2, 3])" in resumed.stdout and "dropped after epoch 2" in resumed.stdout
+    assert "the race (for the best, alpha 0.05; rungs [2, 3])" in resumed.stdout and "dropped @2" in resumed.stdout
+    table = resumed.stdout[resumed.stdout.index("the race ("):resumed.stdout.index("How to read this")]
+    assert max(len(line) for line in table.splitlines()) <= 100  # the end table fits 100 columns
     assert "How to read this" in resumed.stdout and "VTH=1000.0, PC=True" in resumed.stdout  # space order
     from nas.search.racing import race_rows
     from nas.study import load_study

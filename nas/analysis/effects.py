@@ -160,7 +160,9 @@ def print_effects(r: StudyEffects, title: str) -> None:
         ci = "–" if e.ci_low != e.ci_low else f"{_pts(e.ci_low)} … {_pts(e.ci_high)}"
         table.add_row(_name(e), _pts(e.estimate), ci,
                       "–" if e.p != e.p else f"{e.p:.2g}", e.decision)
-    Console(width=100).print(table)
+    console = Console(width=100)
+    console.print(table)
+    console.print(HOW_TO_READ.replace("`", ""), soft_wrap=False, highlight=False)
 
 
 def answered_line(study) -> str | None:

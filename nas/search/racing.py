@@ -127,14 +127,15 @@ HOW_TO_READ = (
     "pooled over all points at that budget, as the race's test does; kept inside 0-100%; "
     "\"no interval\" where 2 seeds and no other point leave nothing to estimate it from). "
     "*diff* is its paired difference to the reference (same seeds, same images): an interval "
-    "that excludes 0 is a difference the data support. *dropped after epoch e* means the race "
+    "that excludes 0 is a difference the data support. *dropped after epoch e* (@e) means the race "
     "stopped training the point then, because it was worse than the best point of that round "
     "with the adjusted p-value *p* (below alpha; small p: clearly worse); its numbers are at "
     "epoch e. *kept*: trained to the full budget.")
 
 
-def _cells(r: dict) -> tuple[str, str, str]:
-    """The race table's accuracy, difference and fate texts of one row of race_rows."""
+def _cells(r: dict, short: bool = False) -> tuple[str, str, str]:
+    """The race table's accuracy, difference and fate texts of one row of race_rows
+    (``short``: for a terminal of 100 columns)."""
     if r["acc"] is None:
         acc = "–"
     elif math.isnan(r["acc"][1]):
@@ -142,8 +143,12 @@ def _cells(r: dict) -> tuple[str, str, str]:
     else:
         acc = "{:.2f} ({:.2f}, {:.2f})".format(*(100 * v for v in r["acc"]))
     diff = "–" if r["diff"] is None else "{:+.2f} ({:+.2f}, {:+.2f})".format(*(100 * v for v in r["diff"]))
-    fate = (f"dropped after epoch {r['dropped']} (p {r['p']:.3g}, lost to {r['lost_to']})"
-            if r["dropped"] else "kept")
+    if short:
+        acc = acc.replace(" (no interval: 2 seeds)", " (2 seeds: –)")
+        fate = f"dropped @{r['dropped']}, p {r['p']:.2g}" if r["dropped"] else "kept"
+    else:
+        fate = (f"dropped after epoch {r['dropped']} (p {r['p']:.3g}, lost to {r['lost_to']})"
+                if r["dropped"] else "kept")
     return acc, diff, fate
 
 
@@ -172,13 +177,16 @@ def print_race(study, cfg) -> None:
 
     rows, used, full = race_rows(study, cfg)
     ref = config_label(cfg.race.reference, space_order(study)) if cfg.race.reference else None
-    table = Table(title=f"{cfg.name}: the race (alpha {cfg.race.alpha}, rungs {cfg.race_rungs})",
-                  caption=f"{used} of {full} trial-epochs of the full grid ({100 * used / max(full, 1):.0f}%)",
-                  title_justify="left", caption_justify="left")
-    for col in ("point", "n", "epochs", "val acc % (95% CI)", f"diff to {ref or 'reference'} (95% CI)", "race"):
-        table.add_column(col, justify="left" if col in ("point", "race") else "right")
+    race = cfg.race
+    goal = (f"for the effects, margin ±{race.margin:g}" if race.answer == "effects"
+            else f"for the best, alpha {race.alpha}")
+    table = Table(title=f"{cfg.name}: the race ({goal}; rungs {cfg.race_rungs})",
+                  caption=f"{used} of {full} trial-epochs of the full grid ({100 * used / max(full, 1):.0f}%)"
+                  + (f"; diff: to {ref}" if ref else ""), title_justify="left", caption_justify="left")
+    for col in ("point", "n", "epochs", "val acc % (95% CI)", "diff (95% CI)", "race"):
+        table.add_column(col, justify="left" if col in ("point", "race") else "right", overflow="fold")
     for r in rows:
-        table.add_row(r["point"], str(r["n"]), str(r["epochs"]), *_cells(r))
-    console = Console(width=160)
+        table.add_row(r["point"], str(r["n"]), str(r["epochs"]), *_cells(r, short=True))
+    console = Console(width=100)
     console.print(table)
     console.print(HOW_TO_READ.replace("*", ""), soft_wrap=False, highlight=False)

@@ -119,7 +119,7 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
             m, s = row[f"{o.metric}_mean"], row[f"{o.metric}_std"]
             cells.append(f"{m:.4g}" + (f" ± {s:.2g}" if row["n"] > 1 and not math.isnan(s) else ""))
         table.add_row(str(i + 1), config_label(json.loads(row["point"]), order), str(row["n"]), *cells)
-    Console(width=140).print(table)
+    Console(width=100).print(table)
     cal = study.user_attrs.get("calibration")
     if cal:
         low = cal["kendall_tau"] < CALIBRATION_WARN or cal["kendall_tau"] != cal["kendall_tau"]
