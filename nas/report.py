@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .plotting import fig_firing_rates, pyplot, save_figure
 from .search.results import config_label, space_order, trial_counts
 from .study import (StudyConfig, StudyError, add_common_flags, load_study_from_args, output_folder,
                     run_command)
@@ -123,35 +124,12 @@ def best_trial(df: pd.DataFrame, cfg: StudyConfig) -> pd.Series | None:
 # --------------------------------------------------------------------------- figures
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.95)
-    return plt, sns
-
-
-def _save(fig, out: Path, name: str) -> list[Path]:
-    paths = []
-    for ext in ("png", "pdf"):
-        p = out / f"{name}.{ext}"
-        fig.savefig(p, dpi=150 if ext == "png" else None, bbox_inches="tight")
-        paths.append(p)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return paths
-
-
 def fig_ablation(df: pd.DataFrame, cfg: StudyConfig, out: Path):
     conf = configurations(df)
     metric = "val_acc" if len(conf) and conf["val_acc_mean"].notna().any() else cfg.objectives[0].metric
     if len(conf) < 2:
         return f"needs >= 2 configurations at the full budget, the study has {len(conf)}"
-    plt, sns = _plt()
+    plt, sns = pyplot()
     done = df[df["state"] == "COMPLETE"].copy()
     done["value"] = [_scale(metric, v) for v in done[metric]]
     order = list(conf["label"])
@@ -175,7 +153,7 @@ def fig_ablation(df: pd.DataFrame, cfg: StudyConfig, out: Path):
     spread = ("one trial each (repeats: 1, no spread)" if reps == [1] else "mean ± sd over "
               f"{reps[0] if len(reps) == 1 else f'{reps[0]}-{reps[-1]}'} repeat(s)")
     ax.set_title(f"{cfg.name}: {len(order)} configurations, {spread}")
-    return _save(fig, out, "ablation")
+    return save_figure(fig, out, "ablation")
 
 
 def fig_intervals(study, cfg: StudyConfig, out: Path):
@@ -189,7 +167,7 @@ def fig_intervals(study, cfg: StudyConfig, out: Path):
     if len(rows) < 2:
         return ("needs per-image correctness (record_predictions: true, or scheduler: race) "
                 f"for >= 2 configurations; the study has {len(rows)}")
-    plt, _ = _plt()
+    plt, _ = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.42 * len(rows)))
     for i, r in enumerate(rows):
         m, lo, hi = (100 * v for v in r["acc"])
@@ -204,7 +182,7 @@ def fig_intervals(study, cfg: StudyConfig, out: Path):
     ax.set_xlabel("validation accuracy (%), mean and 95% CI over seeds x images, at the budget reached")
     ax.set_title(f"{cfg.name}: {used} of {full} trial-epochs of the full grid"
                  + (" (red: dropped by the race)" if any(r["dropped"] for r in rows) else ""), fontsize=10)
-    return _save(fig, out, "intervals")
+    return save_figure(fig, out, "intervals")
 
 
 def _acc_scatter(df: pd.DataFrame, xkey: str, out: Path, name: str, cfg: StudyConfig,
@@ -213,7 +191,7 @@ def _acc_scatter(df: pd.DataFrame, xkey: str, out: Path, name: str, cfg: StudyCo
     done = done[np.isfinite(done[xkey]) & (done[xkey] < 1e29)]
     if not len(done):
         return f"no full-budget trial with both val_acc and {xkey} stored"
-    plt, sns = _plt()
+    plt, sns = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     x = done[xkey].to_numpy(float) / scale
@@ -246,7 +224,7 @@ def _acc_scatter(df: pd.DataFrame, xkey: str, out: Path, name: str, cfg: StudyCo
     ax.set_title(f"{cfg.name}: {len(x)} full-budget trials")
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=True, fontsize=8,
               title="configuration" if len(configs) <= 8 else None, title_fontsize=8)
-    return _save(fig, out, name)
+    return save_figure(fig, out, name)
 
 
 def fig_accuracy_energy(df, cfg, out):
@@ -258,52 +236,6 @@ def fig_accuracy_params(df, cfg, out):
     scale, unit = (1e6, "M") if top >= 1e6 else ((1e3, "thousands") if top >= 1e3 else (1.0, ""))
     return _acc_scatter(df, "params", out, "accuracy_params", cfg,
                         f"parameters ({unit})" if unit else "parameters", scale)
-
-
-def _short(layer: str) -> str:
-    s = layer.replace("stages.", "s").replace("encoders.", "e").replace("blocks.", "b")
-    return s.removesuffix(".lif")
-
-
-def fig_firing_rates(rates: list[dict] | None, title: str, out: Path, sparsity: float | None = None):
-    if not rates:
-        return "no per-layer firing rates: no full-budget trial stored them and no --checkpoint"
-    plt, sns = _plt()
-    frame = pd.DataFrame(rates)
-    frame["stage"] = ["head" if s is None else f"stage {s}" for s in frame["stage"]]
-    frame["index"] = range(len(frame))
-    n = len(frame)
-    fig, ax = plt.subplots(figsize=(min(16, max(7.0, 0.22 * n + 2)), 4.6))
-    stages = list(dict.fromkeys(frame["stage"]))
-    palette = dict(zip(stages, sns.color_palette("tab10", len(stages))))
-    ax.bar(frame["index"], frame["rate"], width=0.85,
-           color=[palette[s] for s in frame["stage"]], edgecolor="none")
-    from matplotlib.patches import Patch
-
-    handles = [Patch(color=palette[s], label=s) for s in stages]
-    silent = frame[frame["rate"] == 0]
-    if len(silent):  # a bar of height 0 is invisible: mark the layers that never fired
-        handles.append(ax.scatter(silent["index"], np.zeros(len(silent)), marker="x", color="C3", zorder=3,
-                                  clip_on=False, label=f"silent: no spike ({len(silent)} layers)"))
-    if sparsity is not None and math.isfinite(sparsity):
-        line = ax.axhline(sparsity, color="black", linestyle="--", linewidth=1)
-        line.set_label(f"network sparsity {sparsity:.3g}")
-        handles.append(line)
-    ax.legend(handles=handles, loc="upper right", fontsize=8, frameon=True,
-              ncol=min(len(handles), 5))
-    top = max(frame["rate"].max(), sparsity or 0.0, 1e-3)
-    ax.set_ylim(0, top * 1.3)
-    ax.set_xlim(-0.8, n - 0.2)
-    if n <= 40:
-        ax.set_xticks(frame["index"], [_short(x) for x in frame["layer"]], rotation=90, fontsize=7)
-        ax.set_xlabel("spiking layer")
-    else:
-        starts = frame.groupby("stage", sort=False)["index"].min()
-        ax.set_xticks(list(starts), [f"{s} →" for s in starts.index], fontsize=8)
-        ax.set_xlabel(f"spiking layer, network order ({n} layers)")
-    ax.set_ylabel("firing rate (spikes / neuron / step)")
-    ax.set_title(title, fontsize=10)
-    return _save(fig, out, "firing_rates")
 
 
 def token_mixing_weights(model, block: int = 0) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -328,7 +260,7 @@ def fig_token_mixing(model, title: str, out: Path, block: int = 0):
     mats = token_mixing_weights(model, block)
     if not mats:
         return f"the checkpoint's model has no axial token mixing in block {block} of any stage"
-    plt, _ = _plt()
+    plt, _ = pyplot()
     n = len(mats)
     fig, axes = plt.subplots(2, n, figsize=(3.3 * n + 0.6, 6.4), squeeze=False)
     for j, (stage, wh, ww) in enumerate(mats):
@@ -348,7 +280,7 @@ def fig_token_mixing(model, title: str, out: Path, block: int = 0):
             cb.ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, out, "token_mixing")
+    return save_figure(fig, out, "token_mixing")
 
 
 def fig_learning_curves(df: pd.DataFrame, cfg: StudyConfig, out: Path):
@@ -357,7 +289,7 @@ def fig_learning_curves(df: pd.DataFrame, cfg: StudyConfig, out: Path):
     have = df[[len(c) > 0 for c in df["curve"]]] if len(df) else df
     if not len(have):
         return "no trial has a learning curve yet"
-    plt, sns = _plt()
+    plt, sns = pyplot()
     fig, ax = plt.subplots(figsize=(7.8, 4.4))
     styles = {"COMPLETE": dict(linestyle="-", alpha=0.85, linewidth=1.4),
               "PRUNED": dict(linestyle="--", alpha=0.8, linewidth=1.1),
@@ -391,7 +323,7 @@ def fig_learning_curves(df: pd.DataFrame, cfg: StudyConfig, out: Path):
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title(f"{cfg.name}: learning curves of {len(have)} trials, {len(points)} points "
                  f"(full budget {cfg.fidelity.max_epochs} epochs)", fontsize=10)
-    return _save(fig, out, "learning_curves")
+    return save_figure(fig, out, "learning_curves")
 
 
 # --------------------------------------------------------------------------- summary
@@ -480,8 +412,8 @@ def _effects(study, cfg: StudyConfig, out: Path) -> tuple[Any, str]:
         result = study_effects(study, cfg)
     except NoEffects as err:
         return str(err), ""
-    _plt()
-    return fig_effects(result, cfg.name, out, _save), effects_markdown(result)
+    pyplot()
+    return fig_effects(result, cfg.name, out, save_figure), effects_markdown(result)
 
 
 def _checkpoint_model(path: str, cfg: StudyConfig, images: int):
@@ -571,9 +503,9 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
     if cfg.promotion:  # the chain of promotion stages, when the study has one
         from .training.lineage import fig_lineage, lineage_frame, lineage_markdown
 
-        _plt()
+        pyplot()
         frame = lineage_frame(cfg)
-        figures["lineage"] = fig_lineage(frame, {k: st.parent for k, st in cfg.promotion.items()}, out, _save)
+        figures["lineage"] = fig_lineage(frame, {k: st.parent for k, st in cfg.promotion.items()}, out, save_figure)
         with open(out / "summary.md", "a") as fh:
             fh.write("\n" + lineage_markdown(frame, space_order(study)))
     for name in (*FIGURES, "lineage"):

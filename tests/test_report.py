@@ -126,7 +126,7 @@ def test_figures_without_information_say_so(tmp_path):
     import pandas as pd
 
     from nas.analysis.zero_cost_agreement import tau_text
-    from nas.report import fig_firing_rates
+    from nas.plotting import fig_firing_rates
 
     assert tau_text({"kendall": math.nan, "ci": (math.nan, math.nan)}).startswith("undefined (the score")
     assert tau_text({"kendall": 0.5, "ci": (0.1, 0.8)}) == "+0.500 [+0.10, +0.80]"

@@ -111,7 +111,7 @@ def tau_text(r: dict) -> str:
 
 def fig_zero_cost(study, cfg, out: Path):
     """Score against trained accuracy, one panel per scorer; the prefilter's points marked."""
-    from ..report import _plt, _save
+    from ..plotting import pyplot, save_figure
     from ..search.searcher import trial_key
 
     names, points, by_name, accs = scored_and_trained(study)
@@ -120,7 +120,7 @@ def fig_zero_cost(study, cfg, out: Path):
     queued = {trial_key(t.params) for t in study.get_trials(deepcopy=False)
               if "prefilter_rank" in t.user_attrs}
     mark = np.array([trial_key(p) in queued for p in points])
-    plt, _ = _plt()
+    plt, _ = pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), squeeze=False)
     y = np.asarray(accs) * 100
     for ax, n in zip(axes[0], names):
@@ -144,4 +144,4 @@ def fig_zero_cost(study, cfg, out: Path):
     if mark.any():
         axes[0][-1].legend(fontsize=8)
     fig.suptitle(f"{cfg.name}: {len(points)} trained points", fontsize=10)
-    return _save(fig, out, "zero_cost")
+    return save_figure(fig, out, "zero_cost")

@@ -31,9 +31,9 @@ def artifact_store(cfg):
 
 
 def _learning_curve(curve: list[float], metric: str, title: str, path: Path) -> None:
-    from ..report import _plt
+    from ..plotting import pyplot
 
-    plt, _ = _plt()
+    plt, _ = pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
     ax.plot(range(1, len(curve) + 1), curve, marker="o")
     ax.set_xlabel("epoch")
@@ -47,7 +47,7 @@ def _learning_curve(curve: list[float], metric: str, title: str, path: Path) -> 
 def _files(cfg, attrs: dict, title: str, folder: Path) -> list[Path]:
     import blocks
 
-    from ..report import fig_firing_rates
+    from ..plotting import fig_firing_rates
 
     out = []
     if attrs.get("curve"):
