@@ -46,7 +46,7 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
 
         import torch.distributed as dist
 
-        from .train import train
+        from .training.loop import train
 
         result = train(config["arch"], config["data"], config["train"], progress=False,
                        checkpoint_dir=config["ckpt"], distributed=True, init=config["init"])
@@ -99,7 +99,7 @@ def _forget_stage(cfg: StudyConfig, stage_name: str) -> None:
 def promote_stage(cfg: StudyConfig, stage_name: str, top: int | None = None):
     import optuna
 
-    from .train import train
+    from .training.loop import train
 
     stage = cfg.promotion[stage_name]
     todo = candidates(cfg, stage_name, top or stage.top)

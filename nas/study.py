@@ -22,7 +22,7 @@ from blocks.errors import NasError
 
 from .training.data import DataConfig
 from .training.lineage import check_stages
-from .train import TrainConfig
+from .training.loop import TrainConfig
 
 STUDY_DIR = Path(__file__).resolve().parents[1] / "studies"
 

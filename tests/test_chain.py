@@ -9,7 +9,7 @@ import torch
 import yaml
 
 import blocks
-import nas.train
+import nas.training.loop
 from nas.training.checkpoint import read_checkpoint, save_checkpoint
 from nas.search.cluster import checkpoint_dir
 from nas.training.data import load_data
@@ -57,12 +57,12 @@ def chain(tmp_path_factory):
 
 
 def test_a_killed_stage_resumes_and_the_chain_records_its_lineage(chain, monkeypatch, capsys):
-    real = nas.train.train
+    real = nas.training.loop.train
 
     def killed_after_one_epoch(*args, **kw):
         return real(*args, **kw, on_epoch=lambda epoch, m: (_ for _ in ()).throw(KeyboardInterrupt))
 
-    monkeypatch.setattr(nas.train, "train", killed_after_one_epoch)
+    monkeypatch.setattr(nas.training.loop, "train", killed_after_one_epoch)
     with pytest.raises(KeyboardInterrupt):
         promote(chain, "ft")  # runs its ancestors first: killed in base, epoch 1 of 2
     monkeypatch.undo()
@@ -137,7 +137,7 @@ def test_a_t4_network_evaluated_at_t6_keeps_its_accuracy(promoted):
     for T in (4, 6):
         model = blocks.build(blocks.load_config(read_checkpoint(ckpt)["arch"], T=T))
         init_weights(model, ckpt)
-        accs[T] = nas.train.evaluate(model, data.val, torch.device("cpu"))
+        accs[T] = nas.training.loop.evaluate(model, data.val, torch.device("cpu"))
     assert accs[4]["acc"] >= 0.5 and abs(accs[6]["acc"] - accs[4]["acc"]) <= 0.15, accs
     assert torch.isfinite(torch.tensor(accs[6]["loss"]))
 

@@ -160,7 +160,7 @@ def test_eval_batch_takes_the_first_validation_images():
 
 def test_inspect_prints_a_per_stage_table(tmp_path, capsys):
     from nas.inspect import main
-    from nas.train import train
+    from nas.training.loop import train
 
     train("tiny", {"name": "synthetic", "batch_size": 16, "val_fraction": 0.25,
                    "synthetic": {"n_train": 48, "n_test": 8, "num_classes": 4, "size": 32}},

@@ -238,10 +238,10 @@ def test_a_long_run_prints_a_trials_epoch_when_the_terminal_was_quiet(studies, m
 
 
 def test_train_logs_progress_lines_without_a_terminal(monkeypatch, capsys):
-    import nas.train
+    import nas.training.loop
 
     monkeypatch.setattr(nas.train, "LOG_EVERY_S", 0.0)
-    nas.train.train("tiny", {"name": "synthetic", "batch_size": 64, "synthetic": {"n_train": 256}},
+    nas.training.loop.train("tiny", {"name": "synthetic", "batch_size": 64, "synthetic": {"n_train": 256}},
                     {"epochs": 1, "device": "cpu"}, progress=True)
     err = capsys.readouterr().err
     assert "epoch 1/1  step 1/" in err and "img/s" in err

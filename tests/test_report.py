@@ -34,7 +34,7 @@ def pareto_run(tmp_path_factory, studies):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from nas.train import train
+    from nas.training.loop import train
 
     out = tmp_path_factory.mktemp("ckpt")
     train("tiny", {"name": "synthetic", "batch_size": 16, "val_fraction": 0.25,

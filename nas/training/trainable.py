@@ -17,7 +17,7 @@ import torch
 from ..cache import cache_dir, remove_if_owner_gone
 from ..search.results import pack_correct
 from ..study import StudyConfig
-from ..train import train
+from .loop import train
 
 _SPACES: dict[str, Any] = {}  # per worker process: reused actors load a space once
 
