@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.zero_cost import get_scorers, score_points  # noqa: E402
+from nas.scoring import get_scorers, score_points  # noqa: E402
 from search_spaces import load_space  # noqa: E402
 
 # row label -> (space, base): the skip space and the full space on c60, the skip space on tiny

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from nas.search.racing_stats import kendall_tau  # noqa: E402
 from nas.study import Override, load_study  # noqa: E402
-from nas.zero_cost import available_scorers, get_scorers, image_batch, score_points  # noqa: E402
+from nas.scoring import available_scorers, get_scorers, image_batch, score_points  # noqa: E402
 from nas.analysis.zero_cost_agreement import agreement_row  # noqa: E402
 
 

@@ -175,7 +175,7 @@ class Prefilter(_Strict):
     @field_validator("score")
     @classmethod
     def _known(cls, v: str) -> str:
-        from .zero_cost import available_scorers
+        from .scoring import available_scorers
 
         if v not in available_scorers():
             raise ValueError(f"unknown scorer {v!r}; allowed: {', '.join(available_scorers())}")

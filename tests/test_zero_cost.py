@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import blocks
-from nas.zero_cost import (ATTR, SCORERS, ZeroCostError, forward_pass, get_scorers,
-                           hamming_kernel, main, score_points)
+from nas.scoring import SCORERS, ZeroCostError, forward_pass, get_scorers, hamming_kernel, score_points
+from nas.search.scores import ATTR
+from nas.zero_cost import main
 from search_spaces import load_space
 
 # tiny at T = 2: PT on/off, stage 1 one or two blocks deep, and a threshold no input reaches

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..search.racing_stats import kendall_tau, spearman, top_k_overlap
+from ..search.scores import ATTR
 
 BOOTSTRAP = 2000
 
@@ -72,7 +73,7 @@ def scored_and_trained(study) -> tuple[list[str], list[dict], dict[str, list[flo
 
     trained = trained_accuracy(study)
     scores: dict[str, dict] = {}
-    for r in study.user_attrs.get("zero_cost", []):
+    for r in study.user_attrs.get(ATTR, []):
         key = trial_key(r["point"])
         if key in trained:
             scores.setdefault(key, {}).update(r["scores"])

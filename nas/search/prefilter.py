@@ -1,7 +1,7 @@
 """The prefilter: start a search from the points with the best training-free scores.
 
 A study with ``prefilter: {score: snn_hamming, candidates: 2000, keep: 32}`` scores 2,000
-distinct points of its space once (:func:`nas.zero_cost.score_study`, stored in the study
+distinct points of its space once (:func:`nas.search.scores.score_study`, stored in the study
 as the user attr ``zero_cost``), queues the 32 best into the Optuna study (each with the
 user attrs ``prefilter_rank`` and ``prefilter_score``) and records the funnel in the
 study's user attr ``prefilter``. The queued points are trained first; then the sampler
@@ -22,7 +22,8 @@ def settings_of(cfg) -> dict:
 def apply(cfg, study, space, log=print) -> int:
     """Score and queue (once per settings); the number of points queued by this call."""
     from .searcher import trial_key, trial_point
-    from ..zero_cost import get_scorers, score_study
+    from ..scoring import get_scorers
+    from .scores import score_study
 
     p = cfg.prefilter
     if p is None:
