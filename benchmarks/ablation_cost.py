@@ -35,7 +35,7 @@ from search_spaces.design import factorial_design  # noqa: E402
 def export(study_path: str, out: Path, storage: str | None) -> None:
     from optuna.trial import TrialState
 
-    from nas.export import load_existing_study
+    from nas.search.results import load_existing_study
     from nas.search.results import config_label
     from nas.search.results import CORRECT_KEY
     from nas.study import Override, load_study

@@ -93,7 +93,7 @@ def free_calibration(cfg: StudyConfig) -> dict:
     import numpy as np
     from optuna.trial import TrialState
 
-    from .export import load_existing_study
+    from .search.results import load_existing_study
     from .search.racing_stats import curve_calibration
 
     study = load_existing_study(cfg)

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         from .analysis.effects import (NoEffects, plan, plan_markdown, print_effects,
                                        study_effects, write_json)
-        from .export import load_existing_study
+        from .search.results import load_existing_study
 
         for flag, value, ok in (("--margin", args.margin, args.margin is None or 0 < args.margin < 100),
                                 ("--delta", args.delta, 0 < args.delta < 100),

@@ -452,7 +452,7 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
     """Write every figure that has data, and ``summary.md``; returns ``{figure: [paths]
     or the reason it was skipped}``. ``top``: only the best ``top`` configurations' trials
     in the figures and tables (the trial counts stay the study's)."""
-    from .export import load_existing_study
+    from .search.results import load_existing_study
 
     study = load_existing_study(cfg)
     out.mkdir(parents=True, exist_ok=True)

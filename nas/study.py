@@ -21,7 +21,6 @@ from blocks.config import format_errors, load_yaml_text, one_line, read_mapping
 from blocks.errors import NasError
 
 from .training.data import DataConfig
-from .training.lineage import check_stages
 from .training.loop import TrainConfig
 
 STUDY_DIR = Path(__file__).resolve().parents[1] / "studies"
@@ -33,6 +32,27 @@ METRICS = {"val_acc": "maximize", "params": "minimize", "T": "minimize",
 SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid", "factorial")
 FIXED_DESIGNS = ("grid", "factorial")  # samplers whose points are all known before any trial
 SCHEDULERS = ("asha", "hyperband", "race", "none")
+
+
+URI_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file")  # results_storage
+
+
+def check_stages(parents: dict[str, str | None]) -> None:
+    """``{stage: its from}``: every ``from`` names a stage, and no chain loops (ValueError)."""
+    for name, parent in parents.items():
+        if parent is not None and parent not in parents:
+            others = [n for n in parents if n != name]
+            raise ValueError(f"promotion.{name}.from: unknown stage {parent!r}; allowed: "
+                             f"{', '.join(others) or 'no other stage is defined'}")
+    for name in parents:
+        seen, cur = [name], parents[name]
+        while cur is not None:
+            if cur in seen:
+                loop = seen[seen.index(cur):] + [cur]
+                raise ValueError(f"promotion.{name}.from: the stages form a cycle: "
+                                 + " from ".join(loop))
+            seen.append(cur)
+            cur = parents[cur]
 
 
 class StudyError(NasError):
@@ -269,8 +289,6 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _results_storage(self) -> "StudyConfig":
-        from .search.cluster import URI_SCHEMES
-
         scheme, sep, rest = (self.results_storage or "").partition("://")
         if sep and (scheme not in URI_SCHEMES or not rest.strip("/")):
             raise ValueError(f"results_storage: {self.results_storage}: allowed: a folder, or a URI "

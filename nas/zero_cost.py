@@ -10,23 +10,7 @@ computes every requested scorer from that shared pass, prints a ranked table and
 scores in the study's storage (user attr ``zero_cost`` of the Optuna study: a list of
 ``{point, scores, settings}``, merged with earlier runs; no trials are created).
 
-Scorers (one class each, :func:`nas.scoring.register_scorer`):
-
-* ``snn_hamming`` (our version of the SNASNet idea, Kim et al., ECCV 2022): each spiking
-  layer gives every image a binary code (its spikes over neurons x T). Per layer with
-  N units and firing rate r on the batch, the kernel entry of images i, j is
-  ``(N - d_H(b_i, b_j)) / N - (r^2 + (1 - r)^2)``: the fraction of units on which the two
-  codes agree, minus the agreement two unrelated codes of that rate have by chance. That
-  is the sparsity-aware part: in a layer that rarely fires (or nearly always fires) two
-  images agree on almost every unit by chance, and the raw ``N - d_H`` kernel would call
-  them identical; here such a layer contributes little, and a silent or saturated layer
-  (r = 0 or 1) contributes exactly nothing. Every layer weighs the same (per unit, not per
-  neuron count). Score: ``log|det(sum of the layer kernels)|`` (slogdet, float64); higher
-  means the network tells the images apart. ``-inf``: the codes cannot separate the images
-  at all (e.g. a network that never fires).
-* ``params``: the parameter count (a baseline; no forward needed, but it is free).
-* ``grad_norm``: the L2 norm of the gradient of the cross-entropy on the batch's labels
-  with respect to all weights; **needs a backward** (the shared pass then runs with grad).
+Scorers (``snn_hamming``, ``params``, ``grad_norm``; one class each): :mod:`nas.scoring`.
 """
 from __future__ import annotations
 

@@ -17,7 +17,6 @@ from blocks.config import one_line
 
 from ..study import StudyConfig, StudyError
 
-URI_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "file")
 # file systems that every host of a cluster can mount (Linux /proc/mounts types)
 SHARED_FS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "fuse.ceph", "beegfs",
              "glusterfs", "fuse.glusterfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs",

@@ -12,9 +12,48 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from ..study import StudyConfig
+from ..study import StudyConfig, StudyError
 
 CALIBRATION_WARN = 0.6  # a stored calibration's Kendall tau below this: the end table warns
+
+
+def load_existing_study(cfg: StudyConfig):
+    """The stored study of ``cfg``; a clear error if it was never run."""
+    import optuna
+
+    storage = cfg.open_storage(create=False)
+    try:
+        return optuna.load_study(study_name=cfg.name, storage=storage)
+    except KeyError:
+        raise StudyError(f"{cfg.source}: no study named {cfg.name!r} in {cfg.storage_url}; "
+                         f"run it first: python -m nas.run {cfg.source}") from None
+
+
+def best_points(study, cfg: StudyConfig, top: int) -> list[dict]:
+    """``[{"rank", "trial", "point", "values", "n", "arch", "repeat", "threads"}]`` best first
+    (``threads``: the CPU threads its trial trained with, None if it did not record them)."""
+    from optuna.trial import TrialState
+
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if "arch" in t.user_attrs]
+    by_point: dict[str, list] = {}
+    for t in complete:
+        by_point.setdefault(json.dumps(t.params, sort_keys=True), []).append(t)
+    if cfg.multi_objective:
+        pareto = {json.dumps(t.params, sort_keys=True) for t in study.best_trials}
+        order = [p for p in by_point if p in pareto]
+    else:
+        ranked = ranking(trials_frame(study, cfg), cfg)
+        order = [p for p in ranked["point"] if p in by_point]
+    out = []
+    for rank, point in enumerate(order[:top], 1):
+        trials = by_point[point]
+        values = [sum(t.values[i] for t in trials) / len(trials) for i in range(len(cfg.objectives))]
+        out.append({"rank": rank, "trial": trials[0].number, "point": json.loads(point),
+                    "values": values, "n": len(trials), "arch": trials[0].user_attrs["arch"],
+                    "repeat": int(trials[0].user_attrs.get("repeat", 0)),
+                    "threads": trials[0].user_attrs.get("threads")})
+    return out
 
 
 def config_label(params: dict, order=()) -> str:

@@ -17,24 +17,6 @@ from typing import Any
 SEARCH = "search"  # the stage name of the search itself in a lineage
 
 
-def check_stages(parents: dict[str, str | None]) -> None:
-    """``{stage: its from}``: every ``from`` names a stage, and no chain loops (ValueError)."""
-    for name, parent in parents.items():
-        if parent is not None and parent not in parents:
-            others = [n for n in parents if n != name]
-            raise ValueError(f"promotion.{name}.from: unknown stage {parent!r}; allowed: "
-                             f"{', '.join(others) or 'no other stage is defined'}")
-    for name in parents:
-        seen, cur = [name], parents[name]
-        while cur is not None:
-            if cur in seen:
-                loop = seen[seen.index(cur):] + [cur]
-                raise ValueError(f"promotion.{name}.from: the stages form a cycle: "
-                                 + " from ".join(loop))
-            seen.append(cur)
-            cur = parents[cur]
-
-
 def chain(cfg, stage: str) -> list[str]:
     """``stage`` and its ancestors, the first to train first."""
     out = [stage]
@@ -83,7 +65,7 @@ def _checkpoint(folder: str) -> str:
 def candidates(cfg, stage_name: str, top: int) -> list[dict]:
     """What ``stage_name`` trains: ``[{parent_study, parent_trial, parent_checkpoint,
     source_trial, point, arch, lineage}]``, best first."""
-    from ..export import best_points, load_existing_study
+    from ..search.results import best_points, load_existing_study
     from ..study import StudyError
 
     stage = cfg.promotion[stage_name]
