@@ -83,7 +83,7 @@ def prefill(url: str, name: str, n: int, study_file: Path) -> None:
     """Add ``n`` finished trials (a sampler's points) to the study."""
     import optuna
 
-    from nas.run import open_study
+    from nas.search.engine import open_study
     from nas.study import load_study
 
     if n <= 0:

@@ -163,7 +163,7 @@ def check_compilers(device: torch.device) -> str:
 def check_ray(address: str | None, device: torch.device) -> str:
     import ray
 
-    from .run import _session_dir, _stop_local_ray, mark_session
+    from .search.engine import _session_dir, _stop_local_ray, mark_session
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

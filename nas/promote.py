@@ -39,7 +39,7 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
     from ray.train.torch import TorchTrainer
 
     from .search.cluster import ray_storage_path
-    from .run import ray_session
+    from .search.engine import ray_session
 
     def loop(config: dict) -> None:
         import json

@@ -488,7 +488,7 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
     figures["learning_curves"] = fig_learning_curves(df, cfg, out)
     figures["intervals"] = fig_intervals(study, cfg, out)
     figures["effects"], effects_md = _effects(study, cfg, out)
-    from .calibrate import calibration_markdown
+    from .analysis.calibration import calibration_markdown
     from .search.prefilter import funnel_line
     from .search.racing import race_markdown
     from .analysis.zero_cost_agreement import agreement_markdown, fig_zero_cost

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_zero_cost(args) -> list[dict]:
-    from .run import open_study
+    from .search.engine import open_study
 
     scorers = get_scorers(args.scorers)
     if args.candidates is not None and args.candidates < 1:

@@ -81,7 +81,7 @@ def test_the_next_commands_repeat_the_overrides(tmp_path, capsys):
 
     from hostile import study
 
-    from nas.run import print_next_steps
+    from nas.search.engine import print_next_steps
     from nas.study import load_study, overrides_from_args, parse_set
 
     path = study(tmp_path)

@@ -225,10 +225,10 @@ def test_inspect_measures_on_the_recipes_data_and_says_when_it_is_noise(tmp_path
 def test_a_long_run_prints_a_trials_epoch_when_the_terminal_was_quiet(studies, monkeypatch, capsys):
     from types import SimpleNamespace
 
-    import nas.run
+    import nas.search.engine
 
     cfg = load_study(studies / "asha.yaml")
-    progress = nas.run._progress_callback(cfg, cfg.load_space(), 6, 0, lambda trial_id: None)
+    progress = nas.search.engine._progress_callback(cfg, cfg.load_space(), 6, 0, lambda trial_id: None)
     trial = SimpleNamespace(config={"optuna_trial": 3, "params": {"PC": True, "PT": False}, "repeat": 0})
     progress.on_trial_result(0, [], trial, {"epoch": 1, "val_acc": 0.25})
     assert capsys.readouterr().out == ""  # just started: quiet
@@ -266,7 +266,7 @@ def test_every_command_has_help(module, capsys, monkeypatch):
 
 
 def test_another_study_with_the_same_name_is_refused(studies, tmp_path, capsys):
-    from nas.run import open_study
+    from nas.search.engine import open_study
 
     url = f"sqlite:///{tmp_path / 'o.db'}"
     first = load_study(studies / "asha.yaml", [Override("storage", url, "--storage")])
@@ -287,7 +287,7 @@ def test_another_study_with_the_same_name_is_refused(studies, tmp_path, capsys):
 
 
 def test_fresh_deletes_the_stored_study_and_its_ray_folder_only(studies, tmp_path):
-    from nas.run import open_study
+    from nas.search.engine import open_study
 
     url = f"sqlite:///{tmp_path / 'o.db'}"
     cfg = load_study(studies / "asha.yaml", [Override("storage", url, "--storage"),
@@ -308,7 +308,7 @@ def test_ray_logs_of_dead_drivers_are_removed(tmp_path):
     import os
     import subprocess as sp
 
-    from nas.run import SESSION_MARKER, remove_dead_sessions
+    from nas.search.engine import SESSION_MARKER, remove_dead_sessions
 
     dead = sp.Popen([sys.executable, "-c", "pass"])
     dead.wait()

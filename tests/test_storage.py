@@ -251,7 +251,7 @@ def test_another_drivers_fresh_during_a_run_leaves_a_clean_end_table(tmp_path, s
     exit 0), with the trials the searcher wrote into the new study."""
     import contextlib
 
-    import nas.run as run_module
+    import nas.search.engine as run_module
     from nas.study import Override, load_study
 
     url = f"journal:///{tmp_path / 'j.log'}"
