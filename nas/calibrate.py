@@ -4,13 +4,7 @@
     python -m nas.calibrate STUDY.yaml --low data.image_size=32 --low arch.T=1 --high arch.T=4
     python -m nas.calibrate STUDY.yaml --free     # from the stored learning curves, no training
 
-Paired fidelities: K points of the study's space (seeded) are trained at both settings, as
-two studies of their own (``<name>-cal-low`` and ``<name>-cal-high``, same storage, the
-same engine), and their rankings compared: Spearman rho, Kendall tau, top-k overlap, and a
-scatter figure. The free version compares, over the points of the stored study, the
-accuracy after epoch e with the final one. Both results are stored in the study (user
-attrs ``calibration`` and ``calibration_free``); the end table of a study and
-``nas.report`` show them, and warn when Kendall tau is below ``CALIBRATION_WARN``.
+What is measured and stored: nas/analysis/calibration.py.
 """
 from __future__ import annotations
 
