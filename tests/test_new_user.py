@@ -232,7 +232,7 @@ def test_a_long_run_prints_a_trials_epoch_when_the_terminal_was_quiet(studies, m
     trial = SimpleNamespace(config={"optuna_trial": 3, "params": {"PC": True, "PT": False}, "repeat": 0})
     progress.on_trial_result(0, [], trial, {"epoch": 1, "val_acc": 0.25})
     assert capsys.readouterr().out == ""  # just started: quiet
-    monkeypatch.setattr(nas.run, "QUIET_S", 0.0)
+    monkeypatch.setattr(nas.search.engine, "QUIET_S", 0.0)
     progress.on_trial_result(0, [], trial, {"epoch": 2, "val_acc": 0.5})
     assert capsys.readouterr().out == "  trial 3 (PC) repeat 0: epoch 2/3, val_acc 0.5000\n"
 
@@ -240,7 +240,7 @@ def test_a_long_run_prints_a_trials_epoch_when_the_terminal_was_quiet(studies, m
 def test_train_logs_progress_lines_without_a_terminal(monkeypatch, capsys):
     import nas.training.loop
 
-    monkeypatch.setattr(nas.train, "LOG_EVERY_S", 0.0)
+    monkeypatch.setattr(nas.training.loop, "LOG_EVERY_S", 0.0)
     nas.training.loop.train("tiny", {"name": "synthetic", "batch_size": 64, "synthetic": {"n_train": 256}},
                     {"epochs": 1, "device": "cpu"}, progress=True)
     err = capsys.readouterr().err
@@ -249,7 +249,7 @@ def test_train_logs_progress_lines_without_a_terminal(monkeypatch, capsys):
 
 @pytest.mark.parametrize("module", ["nas.verify", "nas.metrics", "nas.train", "nas.run", "nas.report",
                                     "nas.export", "nas.promote", "nas.calibrate", "nas.zero_cost",
-                                    "nas.studies"])
+                                    "nas.studies", "nas.effects"])
 def test_every_command_has_help(module, capsys, monkeypatch):
     """``python -m MODULE --help``, run as ``__main__`` in this process (a fresh
     interpreter per command would only add its imports)."""
