@@ -233,6 +233,7 @@ class PlanRow:
     trials: int | None
     trial_epochs: int | None
     power_now: float
+    image_floor: float = 0.0  # the 95% half-width the image term alone leaves (accuracy)
 
 
 def plan(r: StudyEffects, delta: float, target: float = 0.8, alpha: float = 0.05,
@@ -251,8 +252,9 @@ def plan(r: StudyEffects, delta: float, target: float = 0.8, alpha: float = 0.05
     def row(name: str, comp: Components, design_points: int) -> PlanRow:
         s = seeds_needed(delta, comp, r.images, len(r.points), target, alpha)
         now = power(delta, comp, r.seeds, r.images, df_now, alpha)
+        floor = 1.96 * float(np.sqrt(comp.image / r.images))
         return PlanRow(name, s, None if s is None else design_points * s,
-                       None if s is None else design_points * s * r.max_epochs, now)
+                       None if s is None else design_points * s * r.max_epochs, now, floor)
 
     for c in contrasts(r.points, r.levels, interactions=False):
         d = np.tensordot(c.weights, x, axes=1)
@@ -271,7 +273,8 @@ def plan_markdown(rows: list[PlanRow], r: StudyEffects, delta: float, target: fl
              f"images and {r.max_epochs} epochs per trial; power now at {r.seeds} seeds.", "",
              "| target | seeds | trials | trial-epochs | power now |", "|---|---:|---:|---:|---:|"]
     for p in rows:
-        miss = "> 1000"
+        miss = (f"none: the images alone leave ±{100 * p.image_floor:.1f} points; more "
+                "validation images" if p.image_floor / 1.96 * 2.8 >= delta else "> 1000")  # z 0.975 + z 0.8
         lines.append(f"| {p.target} | {p.seeds or miss} | {p.trials or '–'} | {p.trial_epochs or '–'} "
                      f"| {p.power_now:.2f} |")
     return "\n".join(lines) + "\n"
