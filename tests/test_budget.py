@@ -89,10 +89,14 @@ def test_check_then_ask_overshoots_without_the_lock(monkeypatch, fast_dir, study
     """The control: the same four drivers with the lock taken away overshoot the budget."""
     monkeypatch.setattr(searcher_module, "budget_lock", lambda storage, study_id: nullcontext())
     slow_count = StudySearcher._budget_reached
+    together = threading.Barrier(DRIVERS, timeout=1)
 
-    def counted_then_late(self):  # the window between counting and asking, made visible
-        full = slow_count(self)
-        time.sleep(0.05)
+    def counted_then_late(self):  # the window between counting and asking, made visible:
+        full = slow_count(self)  # every driver counts before any asks (a round at a time)
+        try:
+            together.wait()
+        except threading.BrokenBarrierError:  # a driver has finished: the others go on
+            pass
         return full
 
     monkeypatch.setattr(StudySearcher, "_budget_reached", counted_then_late)
