@@ -69,7 +69,7 @@ def store_trial_artifacts(cfg, trial, attrs: dict, title: str) -> None:
 
     try:
         store = artifact_store(cfg)
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        with tempfile.TemporaryDirectory(dir=artifact_dir(cfg)) as tmp, warnings.catch_warnings():  # ours
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             for path in _files(cfg, attrs, title, Path(tmp)):
                 optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path),
