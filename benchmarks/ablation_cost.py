@@ -29,6 +29,7 @@ from nas.search.racing import race  # noqa: E402
 from nas.search.racing_stats import (curve_calibration, diff_ci, kendall_tau, mean_ci,  # noqa: E402
                               race_round, top_k_overlap)
 from nas.search.results import unpack_correct  # noqa: E402
+from nas.search.schedulers import EffectsAnswered, point_key  # noqa: E402
 from search_spaces.design import factorial_design  # noqa: E402
 
 
@@ -111,8 +112,17 @@ def _agrees(mine: str, grid: str) -> bool:
     return mine in ("negligible", "undecided")
 
 
+def _wrong(mine: str, grid: str) -> bool:
+    """A claim the full grid contradicts (not merely one left undecided): a sign where the
+    grid has the other or none it can tell from 0 within the margin, negligible where
+    the grid has a sign."""
+    if mine == "undecided":
+        return False
+    return not _agrees(mine, grid)
+
+
 def replay_design(path: Path, design: str, answer: str, rungs: list[int], alpha: float,
-                  margin: float) -> dict:
+                  margin: float, drift_guard: bool = True) -> dict:
     """Play ``design`` (full grid or half fraction) x ``answer`` (race for the best point, or
     stop when every main effect is decided) on a ground truth; compare with the full grid."""
     meta, correct, _ = load(path)
@@ -135,33 +145,44 @@ def replay_design(path: Path, design: str, answer: str, rungs: list[int], alpha:
         reached = {p: (outcome.dropped[p].rung if p in outcome.dropped else last) for p in points}
         epoch = min(reached.values())
         best = outcome.survivors[0]
-    else:
+    else:  # the race's own stopping rule, on the rungs' correctness
+        answered = EffectsAnswered(list(params[everything[0]]), {}, margin, budget=last,
+                                   drift_guard=drift_guard)
         for epoch in rungs:
-            found = _effects(points, params, correct, epoch, margin)
-            if all(e.decision != "undecided" for e in found.values()):
+            decisions = answered({point_key(params[p]): correct[p][epoch] for p in points}, epoch)
+            if decisions is not None:
                 break
         used = len(points) * seeds * epoch
         best = max(points, key=lambda p: correct[p][epoch].mean())
     found = _effects(points, params, correct, epoch, margin)
+    if answer == "effects" and decisions is None:  # trained to the budget undecided
+        decisions = {k: e.decision for k, e in found.items()}
+    elif answer == "best":
+        decisions = {k: e.decision for k, e in found.items()}
     return {"ground_truth": meta["study"], "design": design, "answer": answer,
             "points": len(points), "epochs_used": used, "epochs_full": full_cost,
             "cost": used / full_cost, "effects_epoch": epoch,
-            "decisions": {k: [found[k].decision, truth[k].decision] for k in truth},
+            "drift_guard": drift_guard if answer == "effects" else None,
+            "decisions": {k: [decisions[k], truth[k].decision] for k in truth},
             "estimates": {k: [100 * found[k].estimate, 100 * truth[k].estimate] for k in truth},
-            "all_agree": all(_agrees(found[k].decision, truth[k].decision) for k in truth),
+            "all_agree": all(_agrees(decisions[k], truth[k].decision) for k in truth),
+            "wrong": [k for k in truth if _wrong(decisions[k], truth[k].decision)],
             "best": best, "best_grid_rank": grid_rank[best]}
 
 
 def print_design_table(rows: list[dict], margin: float) -> None:
     print(f"| ground truth | design | answer | trial-epochs (of full grid) | effects at epoch | "
-          f"main effects: replay / full grid (margin ±{100 * margin:g}) | agree | best point's grid rank |")
-    print("|---|---|---|---:|---:|---|---|---:|")
+          f"main effects: replay / full grid (margin ±{100 * margin:g}) | agree | wrong claims | "
+          f"best point's grid rank |")
+    print("|---|---|---|---:|---:|---|---|---|---:|")
     for r in rows:
+        answer = r["answer"] + ("" if r["drift_guard"] in (None, True) else ", no drift guard")
         dec = "; ".join(f"{k} {a} {m:+.1f} / {b} {t:+.1f}" for (k, (a, b)), (m, t)
                         in zip(r["decisions"].items(), r["estimates"].values()))
-        print(f"| {r['ground_truth']} | {r['design']} | {r['answer']} | {r['epochs_used']} / "
+        print(f"| {r['ground_truth']} | {r['design']} | {answer} | {r['epochs_used']} / "
               f"{r['epochs_full']} ({100 * r['cost']:.1f}%) | {r['effects_epoch']} | {dec} | "
-              f"{'yes' if r['all_agree'] else 'NO'} | {r['best_grid_rank']} ({r['best']}) |")
+              f"{'yes' if r['all_agree'] else 'NO'} | {', '.join(r['wrong']) or 'none'} | "
+              f"{r['best_grid_rank']} ({r['best']}) |")
 
 
 def replay(path: Path, rungs: list[int], alpha: float, reference: str, figure: Path | None) -> dict:
@@ -265,6 +286,8 @@ def main() -> int:
     rp.add_argument("--answer", help="best, effects or best,effects: race for the best point, "
                                      "or stop once every main effect is decided")
     rp.add_argument("--margin", type=float, default=1.0, help="equivalence margin, accuracy points")
+    rp.add_argument("--no-drift-guard", action="store_true",
+                    help="answer effects: decide at a rung without the drift guard (race.drift_guard: false)")
     rp.add_argument("--rungs", help="rung epochs, the last the full budget (default: every epoch)")
     rp.add_argument("--alpha", type=float, default=0.05)
     rp.add_argument("--reference", default="(PT, PC, TC)", help="the point differences refer to")
@@ -283,7 +306,8 @@ def main() -> int:
             rungs = _rungs(args.rungs, path)
             for design in (args.design or "full,half").split(","):
                 for answer in (args.answer or "best,effects").split(","):
-                    rows.append(replay_design(path, design, answer, rungs, args.alpha, args.margin / 100))
+                    rows.append(replay_design(path, design, answer, rungs, args.alpha, args.margin / 100,
+                                             drift_guard=not args.no_drift_guard))
         print_design_table(rows, args.margin / 100)
         summary: object = rows
     else:

@@ -146,6 +146,9 @@ class Race(_Strict):
     # effect is decided (positive, negative, or negligible: inside +-margin accuracy points)
     answer: Literal["best", "effects"] = "best"
     margin: float = Field(1.0, gt=0, lt=100)  # accuracy points; also nas.effects' default
+    # answer: effects: an effect still moving (its change since the previous rung, carried
+    # on to the budget, could take it out of its decision) is not decided yet
+    drift_guard: bool = True
 
 
 class PromotionStage(_Strict):

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
-from nas.search.effects_stats import (Components, all_mains_decided, contrasts, decide,
-                                      estimate_effects, factor_levels, power, seeds_needed)
+from nas.search.effects_stats import (Components, Effect, all_mains_decided, contrasts, decide,
+                                      estimate_effects, factor_levels, guard_drift, power,
+                                      seeds_needed)
 from nas.search.results import pack_correct
 from nas.search.schedulers import EffectsAnswered, RaceScheduler
 from search_spaces import SpaceError, load_space
@@ -154,7 +155,7 @@ def test_a_race_for_the_effects_stops_every_trial_once_they_are_decided():
     trials = _fake_trials(points, 2)
     ctl, stopped = FakeController(trials), []
     race = RaceScheduler([1, 3], size=len(trials), on_drop=lambda n, a: stopped.append((n, a)),
-                         answered=EffectsAnswered(["A", "B"], {}, margin=0.05))
+                         answered=EffectsAnswered(["A", "B"], {}, margin=0.05, drift_guard=False))
     for t in trials:
         race.on_trial_add(ctl, t)
     rng = np.random.default_rng(4)
@@ -176,7 +177,8 @@ def test_a_race_for_the_effects_goes_on_while_one_is_undecided():
     points = full_grid(["A", "B"])
     trials = _fake_trials(points, 2)
     ctl = FakeController(trials)
-    race = RaceScheduler([1, 3], size=len(trials), answered=EffectsAnswered(["A", "B"], {}, margin=0.001))
+    race = RaceScheduler([1, 3], size=len(trials),
+                         answered=EffectsAnswered(["A", "B"], {}, margin=0.001, drift_guard=False))
     for t in trials:
         race.on_trial_add(ctl, t)
     rng = np.random.default_rng(5)
@@ -188,3 +190,69 @@ def test_a_race_for_the_effects_goes_on_while_one_is_undecided():
     assert ctl.stopped == [] and race.round == 1  # nothing dropped: every point carries every effect
     resumed = {race.choose_trial_to_run(ctl).trial_id for _ in trials[:-1]}
     assert resumed == {t.trial_id for t in trials[:-1]}
+
+
+def _effect(name, estimate, half=0.005):
+    return Effect(name, "main", estimate, estimate - half, estimate + half, 0.0, "", half / 2, 10.0)
+
+
+def test_the_drift_guard_widens_each_interval_by_its_drift_carried_to_the_budget():
+    before = [_effect("A", 0.001), _effect("B", 0.100)]
+    now = [_effect("A", 0.004), _effect("B", 0.101)]  # A moved 0.3 points in 2 epochs
+    # epoch 4 of 8, margin 1 point: A's drift 0.0015/epoch x 4 epochs widens by 0.6 points
+    a, b = guard_drift(now, before, epoch=4, epoch_before=2, budget=8, margin=0.01)
+    assert a.ci_low == pytest.approx(0.004 - 0.005 - 0.006) and a.ci_high == pytest.approx(0.015)
+    assert a.decision == "undecided"  # (-0.7, +1.5) points: it may leave the margin by epoch 8
+    assert b.decision == "positive" and b.ci_low == pytest.approx(0.101 - 0.005 - 0.002)
+    # without it, A's own interval (-0.1, +0.9) is inside the margin
+    assert decide(now[0].ci_low, now[0].ci_high, 0.01) == "negligible"
+    # at the budget nothing is widened; the first rung decides nothing
+    assert guard_drift(now, before, 8, 4, 8, 0.01)[0].decision == "negligible"
+    assert [e.decision for e in guard_drift(now, None, 1, 0, 8, 0.01)] == ["undecided"] * 2
+
+
+def _rung(race, trials, ctl, epoch, acc_of, rng, images=6000):
+    actions = []
+    for t in trials:
+        acc = acc_of(t.config["params"])
+        actions.append(race.on_trial_result(ctl, t, {"epoch": epoch, "val_correct": pack_correct(rng.random(images) < acc)}))
+        t.status = "PAUSED"
+    return actions
+
+
+def _guarded_race(rungs):
+    """A race for the effects of A and B (2 seeds each, margin 5 points) with the drift guard."""
+    from tests.test_race_scheduler import FakeController
+
+    trials = _fake_trials(full_grid(["A", "B"]), 2)
+    ctl, stopped = FakeController(trials), []
+    race = RaceScheduler(rungs, size=len(trials), on_drop=lambda n, a: stopped.append((n, a)),
+                         answered=EffectsAnswered(["A", "B"], {}, margin=0.05, budget=rungs[-1]))
+    for t in trials:
+        race.on_trial_add(ctl, t)
+    return race, trials, ctl, stopped
+
+
+def test_with_the_drift_guard_the_race_stops_at_the_second_stable_rung_not_the_first():
+    race, trials, ctl, stopped = _guarded_race([1, 2, 3])
+    rng = np.random.default_rng(4)
+    acc = lambda p: 0.8 if p["A"] else 0.4  # noqa: E731  A: +40 points at every rung; B: none
+    assert _rung(race, trials, ctl, 1, acc, rng)[-1] == TrialScheduler.CONTINUE  # decided, but no drift known
+    assert stopped == []
+    for t in trials[:-1]:
+        race.choose_trial_to_run(ctl)
+    assert _rung(race, trials, ctl, 2, acc, rng)[-1] == TrialScheduler.STOP
+    assert stopped[0][1]["race_answered"] == {"rung": 2, "main_effects": {"A": "positive", "B": "negligible"}}
+
+
+def test_with_the_drift_guard_an_effect_still_growing_keeps_the_race_going():
+    race, trials, ctl, stopped = _guarded_race([1, 2, 8])
+    rng = np.random.default_rng(4)
+    # B: +0 points at epoch 1, +2 at epoch 2; negligible at a 5-point margin at either rung
+    # alone, but growing 2 points an epoch it may reach 14 by epoch 8
+    _rung(race, trials, ctl, 1, lambda p: 0.4 + 0.4 * p["A"], rng)
+    for t in trials[:-1]:
+        race.choose_trial_to_run(ctl)
+    assert _rung(race, trials, ctl, 2, lambda p: 0.4 + 0.4 * p["A"] + 0.02 * p["B"], rng)[-1] \
+        == TrialScheduler.CONTINUE
+    assert stopped == [] and race.round == 2

@@ -22,7 +22,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
 
 from .effects_stats import (all_mains_decided, contrasts, estimate_effects, factor_levels,
-                            space_factors)
+                            guard_drift, space_factors)
 from .pareto import front_ranks, pareto_order
 from .racing_stats import race_round
 from .results import unpack_correct
@@ -94,7 +94,8 @@ class Race(SchedulerKind):
     def build(self, cfg, size, on_drop, space):
         answered = None
         if cfg.race.answer == "effects":
-            answered = EffectsAnswered(*space_factors(space), cfg.race.margin / 100)
+            answered = EffectsAnswered(*space_factors(space), cfg.race.margin / 100,
+                                       budget=cfg.race_rungs[-1], drift_guard=cfg.race.drift_guard)
         return RaceScheduler(cfg.race_rungs, size, cfg.race.alpha, cfg.race.correction, on_drop,
                              answered)
 
@@ -127,19 +128,31 @@ def print_summary(study, cfg: StudyConfig) -> None:
 class EffectsAnswered:
     """``race.answer: effects``: the race stops once every main effect of the points is
     decided (:mod:`nas.search.effects_stats`); no point is dropped before, since in a
-    factorial design every point enters every effect."""
+    factorial design every point enters every effect. With ``drift_guard`` (the default)
+    an effect counts as decided only if it still is with its interval widened by its drift
+    since the previous rung carried on to ``budget`` (:func:`guard_drift`): the first rung
+    never stops a study, and neither does an effect still growing."""
 
-    def __init__(self, order: list[str], reference: dict, margin: float) -> None:
+    def __init__(self, order: list[str], reference: dict, margin: float, budget: int = 0,
+                 drift_guard: bool = True) -> None:
         self.order, self.reference, self.margin = order, reference, margin
+        self.budget, self.drift_guard = budget, drift_guard
+        self.previous: tuple[int, list] | None = None  # (rung, main effects there)
 
-    def __call__(self, correct: dict[str, np.ndarray]) -> dict | None:
-        """``correct``: point key -> (seeds, images). The decisions if all are made, else None."""
+    def __call__(self, correct: dict[str, np.ndarray], rung: int = 0) -> dict | None:
+        """``correct``: point key -> (seeds, images) at epoch ``rung``. The decisions if all
+        are made, else None."""
         points = [json.loads(k) for k in correct]
         found = contrasts(points, factor_levels(points, self.order, self.reference), interactions=False)
         effects = estimate_effects(list(correct.values()), found, self.margin)
-        if not all_mains_decided(effects):
+        decided = effects
+        if self.drift_guard:
+            rung_before, before = self.previous or (0, None)
+            decided = guard_drift(effects, before, rung, rung_before, self.budget, self.margin)
+            self.previous = (rung, effects)
+        if not all_mains_decided(decided):
             return None
-        return {e.name: e.decision for e in effects}
+        return {e.name: e.decision for e in decided}
 
 
 def point_key(params: dict) -> str:
@@ -210,7 +223,7 @@ class RaceScheduler(FIFOScheduler):
 
     def __init__(self, rungs: list[int], size: int, alpha: float = 0.05, correction: str = "range",
                  on_drop: Callable[[int, dict], None] | None = None,
-                 answered: Callable[[dict[str, np.ndarray]], dict | None] | None = None) -> None:
+                 answered: Callable[[dict[str, np.ndarray], int], dict | None] | None = None) -> None:
         super().__init__()
         self.rungs, self.size, self.alpha, self.correction = list(rungs), size, alpha, correction
         self.answered = answered  # answer: effects (else drop the points worse than the best)
@@ -258,7 +271,7 @@ class RaceScheduler(FIFOScheduler):
                                 for t in sorted(ts, key=lambda t: t.config.get("repeat", 0))])
                    for p, ts in by_point.items()} if len(by_point) > 1 else {}
         if self.answered is not None:
-            decisions = self.answered(correct) if correct else None
+            decisions = self.answered(correct, rung) if correct else None
             if decisions is not None:  # the answer is known: every trial stops here
                 attrs = {"race_answered": {"rung": rung, "main_effects": decisions}}
                 for ts in by_point.values():
