@@ -31,7 +31,6 @@ from blocks.config import one_line
 from blocks.errors import NasError
 
 from ..cache import cache_dir
-from .jpeg_decode import DeviceJpegLoader
 from .loaders import StreamLoader, TensorLoader
 
 SOURCES = ("cifar10", "cifar100", "imagenet", "imagefolder", "npz", "digits", "synthetic")
@@ -437,6 +436,9 @@ def _folder_stream(cfg: DataConfig, root: Path, device: torch.device) -> Data:
 
     def stream(files, labels, tf, train: bool) -> StreamLoader:
         if decode == "gpu":
+            # imported here: torchvision costs ~1.2 s of start-up, paid by every trial worker
+            from .jpeg_decode import DeviceJpegLoader
+
             return DeviceJpegLoader(files, labels, cfg, device, len(classes), train, size,
                                     IMAGENET_MEAN, IMAGENET_STD)
         return StreamLoader(_FolderDataset(files, labels, tf), cfg, device, len(classes), train=train)
