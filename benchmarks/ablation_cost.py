@@ -28,8 +28,8 @@ from nas.search.effects_stats import contrasts, estimate_effects, factor_levels 
 from nas.search.racing import race  # noqa: E402
 from nas.search.racing_stats import (curve_calibration, diff_ci, kendall_tau, mean_ci,  # noqa: E402
                               race_round, top_k_overlap)
-from nas.search.results import unpack_correct  # noqa: E402
-from nas.search.schedulers import EffectsAnswered, point_key  # noqa: E402
+from nas.search.schedulers import EffectsAnswered  # noqa: E402
+from nas.trial_record import point_key, unpack_correct  # noqa: E402
 from search_spaces.design import factorial_design  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def export(study_path: str, out: Path, storage: str | None) -> None:
 
     from nas.search.results import load_existing_study
     from nas.search.results import config_label
-    from nas.search.results import CORRECT_KEY
+    from nas.trial_record import CORRECT_KEY
     from nas.study import Override, load_study
 
     cfg = load_study(study_path, [Override("storage", storage, "--storage")] if storage else [])

@@ -31,7 +31,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.timing import Results, sync  # noqa: E402
-from nas.training.data import DataConfig, load_data  # noqa: E402
+from nas.recipe import DataConfig  # noqa: E402
+from nas.training.data import load_data  # noqa: E402
 
 CIFAR = Path(__file__).resolve().parents[2] / "data" / "cifar10" / "train"
 SIZE = (500, 375)

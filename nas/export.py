@@ -71,7 +71,7 @@ def export_stage(cfg: StudyConfig, stage: str, top: int, out: Path) -> list[Path
     and its weights beside it (``.pt``, a nas.train checkpoint)."""
     import shutil
 
-    from .training.lineage import linked_name, load_linked, stage_trials
+    from .promotion.lineage import linked_name, load_linked, stage_trials
 
     if stage not in cfg.promotion:
         raise StudyError(f"{cfg.source}: promotion.{stage}: no such stage; allowed: "

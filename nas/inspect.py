@@ -96,7 +96,8 @@ def _data_source(args, meta: dict | None) -> tuple[str, dict] | None:
 def _images(args, model, meta: dict | None) -> tuple[torch.Tensor, str, bool]:
     """(images, where they come from, whether they are real data); the images at the
     network's size (an export's digits were upsampled to it, say)."""
-    from .training.data import DataConfig, load_data
+    from .recipe import DataConfig
+    from .training.data import load_data
     from .metrics import eval_batch
 
     source = _data_source(args, meta)
@@ -123,7 +124,7 @@ def _images(args, model, meta: dict | None) -> tuple[torch.Tensor, str, bool]:
 def main(argv: list[str] | None = None) -> int:
     import blocks
 
-    from .training.data import SOURCES
+    from .recipe import SOURCES
 
     ap = argparse.ArgumentParser(prog="python -m nas.inspect", description=__doc__.split("\n")[0])
     arch = ap.add_mutually_exclusive_group()

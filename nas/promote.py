@@ -5,7 +5,7 @@
 Trains the top K architectures of the study under the stage's settings (more epochs, the
 full data set, ImageNet at 224 ...) and records each result in the linked Optuna study
 ``<study>-<stage>`` (same storage). A stage with ``from: <stage>`` trains that stage's top
-K from their checkpoints, and runs it first if it has not run (nas/training/lineage.py). Re-running
+K from their checkpoints, and runs it first if it has not run (nas/promotion/lineage.py). Re-running
 skips what is recorded, and a training run that was interrupted resumes from its last
 checkpoint. ``workers > 1`` trains with
 distributed data parallel through Ray Train's TorchTrainer on the Ray cluster.
@@ -21,7 +21,8 @@ from pathlib import Path
 import blocks
 
 from .search.cluster import checkpoint_dir
-from .training.lineage import candidates, chain, linked_name
+from .search.storage import open_study_storage
+from .promotion.lineage import candidates, chain, linked_name
 from .study import (PromotionStage, StudyConfig, StudyError, add_common_flags,
                     load_study_from_args, run_command)
 
@@ -90,7 +91,7 @@ def _forget_stage(cfg: StudyConfig, stage_name: str) -> None:
     import optuna
 
     try:
-        optuna.delete_study(study_name=linked_name(cfg, stage_name), storage=cfg.open_storage(create=False))
+        optuna.delete_study(study_name=linked_name(cfg, stage_name), storage=open_study_storage(cfg, create=False))
     except KeyError:
         pass
     shutil.rmtree(checkpoint_dir(cfg) / stage_name, ignore_errors=True)
@@ -104,7 +105,7 @@ def promote_stage(cfg: StudyConfig, stage_name: str, top: int | None = None):
     stage = cfg.promotion[stage_name]
     todo = candidates(cfg, stage_name, top or stage.top)
     linked = optuna.create_study(study_name=linked_name(cfg, stage_name), load_if_exists=True,
-                                 storage=cfg.open_storage(), direction="maximize")
+                                 storage=open_study_storage(cfg), direction="maximize")
     linked.set_user_attr("promoted_from", todo[0]["parent_study"])
     with warnings.catch_warnings():  # experimental in Optuna, stable in use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -27,7 +27,6 @@ A figure whose data does not exist is skipped, and the command says why.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -38,6 +37,7 @@ import pandas as pd
 
 from .plotting import fig_firing_rates, pyplot, save_figure
 from .search.results import config_label, space_order, trial_counts
+from .trial_record import is_proposal_only, point_key
 from .study import (StudyConfig, StudyError, add_common_flags, load_study_from_args, output_folder,
                     run_command)
 
@@ -69,10 +69,10 @@ def trial_rows(study, cfg: StudyConfig) -> pd.DataFrame:
     names = [o.metric for o in cfg.objectives]
     rows, order = [], space_order(study)
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.WAITING or "duplicate_of" in t.user_attrs:
+        if t.state == TrialState.WAITING or is_proposal_only(t):
             continue  # queued, or a discarded proposal (never trained)
         row: dict[str, Any] = {
-            "number": t.number, "state": t.state.name, "point": json.dumps(t.params, sort_keys=True),
+            "number": t.number, "state": t.state.name, "point": point_key(t.params),
             "label": config_label(t.params, order), "repeat": t.user_attrs.get("repeat", 0),
             "epochs": t.user_attrs.get("epochs", 0), "curve": list(t.user_attrs.get("curve") or []),
             "layer_rates": t.user_attrs.get("layer_rates"), "arch": t.user_attrs.get("arch")}
@@ -422,7 +422,8 @@ def _checkpoint_model(path: str, cfg: StudyConfig, images: int):
     import torch
 
     from .training.checkpoint import load_checkpoint
-    from .training.data import DataConfig, load_data
+    from .recipe import DataConfig
+    from .training.data import load_data
     from .metrics import eval_batch, measure
 
     model, meta = load_checkpoint(path, "cpu")
@@ -501,7 +502,7 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
                                     + ("\n## Prefilter\n\n" + funnel + "\n" if funnel else "")
                                     + "\n" + agreement_markdown(study))
     if cfg.promotion:  # the chain of promotion stages, when the study has one
-        from .training.lineage import fig_lineage, lineage_frame, lineage_markdown
+        from .promotion.lineage import fig_lineage, lineage_frame, lineage_markdown
 
         pyplot()
         frame = lineage_frame(cfg)

@@ -15,6 +15,7 @@ import time
 from datetime import datetime
 
 from .study import StudyError, load_study, run_command
+from .search.storage import open_study_storage
 
 
 def _storage(args):
@@ -24,7 +25,7 @@ def _storage(args):
         return args.storage, make_storage(args.storage)
     if args.study:
         cfg = load_study(args.study)
-        return cfg.storage_url, cfg.open_storage(create=False)
+        return cfg.storage_url, open_study_storage(cfg, create=False)
     raise StudyError("--storage: give a storage URL (sqlite:///runs/NAME/optuna.db, ...) or a study file")
 
 

@@ -20,8 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from blocks.config import format_errors, load_yaml_text, one_line, read_mapping
 from blocks.errors import NasError
 
-from .training.data import DataConfig
-from .training.loop import TrainConfig
+from .recipe import DataConfig, TrainConfig
 
 STUDY_DIR = Path(__file__).resolve().parents[1] / "studies"
 
@@ -375,21 +374,6 @@ class StudyConfig(_Strict):
     @property
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{self.run_dir / 'optuna.db'}"
-
-    def open_storage(self, create: bool = True):
-        """The study's Optuna storage; the default one (in the run folder) is created when
-        ``create``, else its absence is an error saying to run the study first."""
-        from .search.storage import StorageError, check_storage_file, file_path, make_storage
-
-        path = file_path(self.storage_url)
-        try:
-            check_storage_file(self.storage_url)  # before Optuna touches it
-            if not create and path is not None and not path.is_file():
-                raise StudyError(f"{self.source}: no study {self.name!r} has run yet (no {path}); "
-                                 f"run it first: python -m nas.run {self.source}")
-            return make_storage(self.storage_url, create_folder=self.storage is None)
-        except StorageError as err:
-            raise StudyError(f"{self.source}: {err}") from None
 
 
 def _merge(base: dict, over: dict) -> dict:

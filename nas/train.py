@@ -24,9 +24,10 @@ from blocks.neurons.backends import why_not
 
 from .cache import folder_problem
 from .training.checkpoint import CheckpointError
-from .training.data import SOURCES, DataConfig, DataError
+from .recipe import SOURCES, DataConfig, TrainConfig
+from .training.data import DataError
 from .training.finetune import InitError
-from .training.loop import TrainConfig, TrainingDiverged, resolve_device, train
+from .training.loop import TrainingDiverged, resolve_device, train
 
 
 # --------------------------------------------------------------------------------- CLI

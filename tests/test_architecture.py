@@ -11,14 +11,7 @@ COMMANDS = ("run", "train", "export", "report", "promote", "inspect", "doctor", 
             "calibrate", "effects", "studies")
 STAGES = ("blocks", "search_spaces", "nas", "nas.training", "nas.search", "nas.promotion",
           "nas.analysis")  # then the commands; "nas": the study config and the shared modules
-KNOWN_UPWARD = {
-    ("nas.study", "nas.search.storage"),  # opening the study's storage
-    ("nas.study", "nas.training.data"),  # DataConfig is defined beside the loaders
-    ("nas.study", "nas.training.loop"),  # TrainConfig is defined beside the loop
-    ("nas.training.lineage", "nas.search.results"),  # lineage is promotion's, not training's
-    ("nas.training.trainable", "nas.search.results"),  # the trial record's packing
-    ("nas.training.trainable", "nas.search.searcher"),  # the worst value of a direction
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()  # none left: keep it so
 
 
 def modules() -> dict[str, Path]:

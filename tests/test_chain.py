@@ -12,10 +12,11 @@ import blocks
 import nas.training.loop
 from nas.training.checkpoint import read_checkpoint, save_checkpoint
 from nas.search.cluster import checkpoint_dir
+from nas.search.storage import open_study_storage
 from nas.training.data import load_data
 from nas.export import export_stage
 from nas.training.finetune import InitError, init_weights
-from nas.training.lineage import SEARCH, lineage_frame, lineage_markdown
+from nas.promotion.lineage import SEARCH, lineage_frame, lineage_markdown
 from nas.promote import promote
 from nas.study import load_study
 
@@ -38,7 +39,7 @@ STUDY = {
 def _search(cfg):
     """Two COMPLETE search trials (PT on: 0.6, PT off: 0.5) with their architectures."""
     space = cfg.load_space()
-    study = optuna.create_study(study_name=cfg.name, storage=cfg.open_storage(), direction="maximize")
+    study = optuna.create_study(study_name=cfg.name, storage=open_study_storage(cfg), direction="maximize")
     dist = optuna.distributions.CategoricalDistribution([True, False])
     for value, pt in ((0.6, True), (0.5, False)):
         point = {p.name: (pt if p.name == "PT" else True) for p in space.parameters}
@@ -68,7 +69,7 @@ def test_a_killed_stage_resumes_and_the_chain_records_its_lineage(chain, monkeyp
     monkeypatch.undo()
     base_dir = checkpoint_dir(chain) / "base" / "trial0-r0"
     assert read_checkpoint(base_dir / "last.pt")["epoch"] == 1
-    storage = chain.open_storage()
+    storage = open_study_storage(chain)
     assert optuna.load_study(study_name="chain-base", storage=storage).trials == []
 
     ft = promote(chain, "ft")

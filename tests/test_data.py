@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from nas.cache import cache_dir
-from nas.training.data import DataConfig, DataNotFoundError, load_data, split_indices
+from nas.recipe import DataConfig
+from nas.training.data import DataNotFoundError, load_data, split_indices
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-sample.npz"
 

@@ -11,7 +11,7 @@ from ray.tune.schedulers import TrialScheduler
 from nas.search.effects_stats import (Components, Effect, all_mains_decided, contrasts, decide,
                                       estimate_effects, factor_levels, guard_drift, power,
                                       seeds_needed)
-from nas.search.results import pack_correct
+from nas.trial_record import pack_correct
 from nas.search.schedulers import EffectsAnswered, RaceScheduler
 from search_spaces import SpaceError, load_space
 from search_spaces.design import factorial_design, fractional_design, parse_fraction

@@ -67,7 +67,8 @@ def test_a_race_trial_folder_is_ours_and_removed(tmp_path, monkeypatch):
 def test_a_fifo_in_a_class_folder_is_skipped_not_read_forever(tmp_path):
     from hostile import folder
 
-    from nas.training.data import DataConfig, load_data
+    from nas.recipe import DataConfig
+    from nas.training.data import load_data
 
     root = folder(tmp_path)
     os.mkfifo(root / "train" / "a" / "a9.png")  # reading it would block: it is not a file

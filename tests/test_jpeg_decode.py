@@ -13,8 +13,8 @@ from PIL import Image
 from torchvision.transforms import RandomResizedCrop
 from torchvision.transforms.v2 import functional as TF
 
-import nas.training.data
-from nas.training.data import IMAGENET_STD, DataConfig, DataError, load_data
+from nas.recipe import DataConfig
+from nas.training.data import IMAGENET_STD, DataError, load_data
 from nas.training.jpeg_decode import RATIO, SCALE, DeviceJpegLoader, decode_batch, train_view
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
@@ -83,4 +83,4 @@ def test_gpu_decode_without_cuda_is_refused_by_name(folder, monkeypatch):
     with pytest.raises(DataError, match="decode: gpu needs a CUDA device and there is none; allowed here: auto, cpu"):
         load_data(_cfg(folder, decode="gpu"))
     assert not isinstance(load_data(_cfg(folder)).train, DeviceJpegLoader)  # auto -> cpu
-    assert nas.training.data.DataConfig.model_fields["decode"].default == "auto"
+    assert DataConfig.model_fields["decode"].default == "auto"

@@ -148,7 +148,8 @@ def test_trial_reports_metrics_in_its_last_result():
 
 
 def test_eval_batch_takes_the_first_validation_images():
-    from nas.training.data import DataConfig, load_data
+    from nas.recipe import DataConfig
+    from nas.training.data import load_data
 
     data = load_data(DataConfig(name="synthetic", batch_size=8, val_fraction=0.5,
                                 synthetic={"n_train": 40, "n_test": 8, "num_classes": 2, "size": 8}),

@@ -3,7 +3,7 @@ import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from nas.search.results import pack_correct
+from nas.trial_record import pack_correct
 from nas.search.schedulers import RaceScheduler
 
 

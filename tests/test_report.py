@@ -157,7 +157,7 @@ def test_labels_and_pareto_front():
 def test_recorded_correctness_replays_as_a_race(pareto_run, studies, tmp_path):
     """Trials store their per-image validation correctness per epoch; the ablation-cost
     benchmark exports it and plays a race on it."""
-    from nas.search.results import correct_by_epoch
+    from nas.trial_record import correct_by_epoch
 
     tmp, url = pareto_run
     study = optuna.load_study(study_name="pareto", storage=url)

@@ -103,7 +103,7 @@ def test_shipped_studies_load_and_every_stage_builds(path):
     import torch
 
     import blocks
-    from nas.training.lineage import chain
+    from nas.promotion.lineage import chain
     from nas.study import load_study
 
     for smoke in (False, True) if "smoke:" in path.read_text() else (False,):

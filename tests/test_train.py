@@ -13,8 +13,9 @@ from torch import nn
 import blocks
 from nas.training.data import load_data
 from nas.train import main as train_main
-from nas.training.loop import (TrainConfig, TrainingDiverged, cosine_with_warmup, evaluate,
-                               load_checkpoint, make_optimizers, train)
+from nas.recipe import TrainConfig
+from nas.training.loop import (TrainingDiverged, cosine_with_warmup, evaluate, load_checkpoint,
+                               make_optimizers, train)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "cifar10-sample.npz"

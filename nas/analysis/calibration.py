@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..search.results import CALIBRATION_WARN
 from ..study import Override, StudyConfig, StudyError, load_study
+from ..trial_record import is_proposal_only, point_key, trial_point
 
 
 def _train_at(path: str, base: list[Override], extra: list[Override], suffix: str,
@@ -24,7 +25,6 @@ def _train_at(path: str, base: list[Override], extra: list[Override], suffix: st
     from optuna.trial import TrialState
 
     from ..search.engine import open_study, run
-    from ..search.searcher import trial_point
 
     probe = load_study(path, base, smoke=smoke)
     name = f"{probe.name}-cal-{suffix}"
@@ -35,16 +35,16 @@ def _train_at(path: str, base: list[Override], extra: list[Override], suffix: st
                             Override("repeats", 1, "calibration"),
                             Override("prefilter", None, "calibration")], smoke=smoke)
     study, _ = open_study(cfg, cfg.load_space())
-    queued = {json.dumps(trial_point(t), sort_keys=True, default=str)
+    queued = {point_key(trial_point(t))
               for t in study.get_trials(deepcopy=False)}
     for p in points:
-        if json.dumps(p, sort_keys=True, default=str) not in queued:
+        if point_key(p) not in queued:
             study.enqueue_trial(p, user_attrs={"repeat": 0})
     run(cfg)
     out = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if "duplicate_of" not in t.user_attrs:
-            out[json.dumps(t.params, sort_keys=True, default=str)] = t.values[0]
+        if not is_proposal_only(t):
+            out[point_key(t.params)] = t.values[0]
     return out
 
 
@@ -93,7 +93,7 @@ def free_calibration(cfg: StudyConfig) -> dict:
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         curve = t.user_attrs.get("curve") or []
         if len(curve) == cfg.fidelity.max_epochs:
-            curves.setdefault(json.dumps(t.params, sort_keys=True, default=str), []).append(curve)
+            curves.setdefault(point_key(t.params), []).append(curve)
     means = {p: list(np.mean(cs, axis=0)) for p, cs in curves.items()}
     if len(means) < 3:
         raise StudyError(f"{cfg.source}: the free calibration needs at least 3 points trained to "

@@ -21,8 +21,7 @@ from blocks.errors import NasError
 from ..search.effects_stats import (Components, Effect, components, contrasts, estimate_effects,
                                     factor_levels, power, seeds_needed, space_factors)
 from ..search.racing_stats import seed_interaction
-from ..search.results import correct_by_epoch
-from ..search.searcher import trial_point
+from ..trial_record import correct_by_epoch, is_proposal_only, point_key, trial_point
 from ..study import StudyConfig
 
 HOW_TO_READ = (
@@ -61,11 +60,11 @@ def _by_point(study) -> dict[str, dict[int, dict[int, np.ndarray]]]:
 
     out: dict[str, dict[int, dict[int, np.ndarray]]] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        if "duplicate_of" in t.user_attrs:
+        if is_proposal_only(t):
             continue
         correct = correct_by_epoch(t)
         if correct:
-            key = json.dumps(trial_point(t), sort_keys=True)
+            key = point_key(trial_point(t))
             out.setdefault(key, {})[int(t.user_attrs.get("repeat", 0))] = correct
     return out
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..search.racing_stats import kendall_tau, spearman, top_k_overlap
 from ..search.scores import ATTR
+from ..trial_record import is_proposal_only
 
 BOOTSTRAP = 2000
 
@@ -57,7 +58,7 @@ def trained_accuracy(study) -> dict[str, tuple[dict, float, int]]:
 
     got: dict[str, list] = {}
     for t in study.get_trials(deepcopy=False):
-        if t.state != TrialState.COMPLETE or "duplicate_of" in t.user_attrs:
+        if t.state != TrialState.COMPLETE or is_proposal_only(t):
             continue
         acc = t.user_attrs.get("val_acc")
         if acc is None:

@@ -14,6 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from ..plotting import pyplot
+from ..search.results import best_points, config_label, load_existing_study
+from ..search.storage import open_study_storage
+from ..study import StudyError
+
 SEARCH = "search"  # the stage name of the search itself in a lineage
 
 
@@ -36,18 +45,14 @@ def linked_name(cfg, stage: str) -> str:
 
 def load_linked(cfg, stage: str):
     """The stored study of ``stage``, or None when it has not run."""
-    import optuna
-
     try:
-        return optuna.load_study(study_name=linked_name(cfg, stage), storage=cfg.open_storage(create=False))
+        return optuna.load_study(study_name=linked_name(cfg, stage), storage=open_study_storage(cfg, create=False))
     except KeyError:
         return None
 
 
 def stage_trials(linked, top: int | None = None) -> list:
     """COMPLETE trials of a stage's study, best first, one per architecture (its best repeat)."""
-    from optuna.trial import TrialState
-
     best: dict[Any, Any] = {}
     for t in linked.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         key = t.user_attrs.get("source_trial")
@@ -65,9 +70,6 @@ def _checkpoint(folder: str) -> str:
 def candidates(cfg, stage_name: str, top: int) -> list[dict]:
     """What ``stage_name`` trains: ``[{parent_study, parent_trial, parent_checkpoint,
     source_trial, point, arch, lineage}]``, best first."""
-    from ..search.results import best_points, load_existing_study
-    from ..study import StudyError
-
     stage = cfg.promotion[stage_name]
     if stage.parent is None:
         best = best_points(load_existing_study(cfg), cfg, top)
@@ -100,8 +102,6 @@ def candidates(cfg, stage_name: str, top: int) -> list[dict]:
 def lineage_frame(cfg):
     """One row per architecture that reached a stage: ``source_trial``, ``point``, then the
     validation accuracy at the search and at every stage (best repeat), stages in order."""
-    import pandas as pd
-
     rows: dict[Any, dict] = {}
     for stage in stage_order(cfg):
         linked = load_linked(cfg, stage)
@@ -117,8 +117,6 @@ def lineage_frame(cfg):
 
 
 def lineage_markdown(frame, order=()) -> str:
-    from ..search.results import config_label
-
     if not len(frame):
         return ""
     stages = [c for c in frame.columns if c not in ("source_trial", "point")]
@@ -135,8 +133,7 @@ def fig_lineage(frame, parents: dict[str, str | None], out: Path, save) -> list[
     """Accuracy per architecture along the chain: one colour each, a segment from every
     stage's parent (``parents``: stage -> its from, None: the search) to the stage;
     ``save(fig, out, name)`` writes it."""
-    import matplotlib.pyplot as plt
-
+    plt, _ = pyplot()
     stages = [c for c in frame.columns if c not in ("source_trial", "point")]
     if not len(frame) or len(stages) < 2:
         return "no promotion stage has run"

@@ -9,6 +9,8 @@ of a fixed loss (a surrogate gradient's slope shows only there), the parameter h
 """
 from __future__ import annotations
 
+from ..trial_record import point_key
+
 MAX_CHECKED_PARAMS = 1_000_000  # larger networks (GPU-scale) are not run on the CPU for this check
 
 
@@ -57,8 +59,6 @@ def _same(a: list, b: list) -> bool:
 def parameters_without_effect(space, data_shape: tuple[int, int, int], num_classes: int) -> list[str]:
     """One line per parameter of ``space`` whose every value builds the same network
     (``data_shape``: channels, height, width of the study's images)."""
-    import json
-
     import torch
 
     cache: dict[str, list | None] = {}
@@ -68,7 +68,7 @@ def parameters_without_effect(space, data_shape: tuple[int, int, int], num_class
         parameters on or off, so the point is no point of the space)."""
         from search_spaces import SpaceError
 
-        key = json.dumps(point, sort_keys=True, default=str)
+        key = point_key(point)
         if key not in cache:
             try:
                 cache[key] = _trace(space.to_config(point), data_shape, num_classes)

@@ -11,25 +11,44 @@ import contextlib
 import os
 import shlex
 import shutil
+import socket
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from blocks.config import one_line
+from ray import tune
+from ray.tune import Callback
+import optuna
+import ray
+import torch
 
-from ..cache import remove_if_owner_gone
-from .cluster import check_results_storage, ray_storage_path, remove_ray_results, warn_if_not_shared
+import blocks
+from blocks.config import one_line
+from search_spaces import SpaceError
+from search_spaces.design import fractional_design
+
+from ..cache import cache_dir, remove_if_owner_gone
 from ..study import Override, StudyConfig, StudyError, output_folder
+from ..training.data import DataError, load_data
+from ..training.trainable import remove_orphan_trial_dirs, run_trial
+from . import prefilter
+from .artifacts import artifact_dir
+from .cluster import check_results_storage, ray_storage_path, remove_ray_results, warn_if_not_shared
+from .effects_check import parameters_without_effect
+from .results import config_label, print_ranking
+from .runlog import run_log
+from .schedulers import make_scheduler, print_summary
+from .searcher import StudySearcher, enqueue_grid, recover_interrupted, retry_failed
+from .storage import budget_used, open_study_storage
 
 
 def open_study(cfg: StudyConfig, space, fresh: bool = False):
     """The Optuna study of ``cfg`` in its storage, created if needed; refuses a stored
     study of the same name that searched something else (another space, data, recipe,
     fidelity or objectives: Optuna would load it silently and mix the results)."""
-    import optuna
 
-    storage = cfg.open_storage()
+    storage = open_study_storage(cfg)
     if fresh:
         try:
             optuna.delete_study(study_name=cfg.name, storage=storage)
@@ -88,7 +107,6 @@ def _brief(value) -> str:
 def _init_ray(cfg: StudyConfig) -> None:
     """A local Ray for this run, or the cluster at ``ray_address``; one error line if it
     cannot be reached."""
-    import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -121,7 +139,6 @@ def _init_ray(cfg: StudyConfig) -> None:
 def _probe(address: str, attempts: int = 3, timeout: float = 2.0) -> None:
     """A ``host:port`` Ray address must accept a connection within a few seconds (Ray itself
     would retry for minutes); ``auto`` is left to Ray."""
-    import socket
 
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not port.isdigit():
@@ -159,7 +176,6 @@ def remove_dead_sessions(tmpdir: Path) -> list[Path]:
 
 
 def _session_dir() -> str | None:
-    import ray
 
     node = getattr(ray._private.worker, "_global_node", None)
     return node.get_session_dir_path() if node is not None else None
@@ -168,7 +184,6 @@ def _session_dir() -> str | None:
 def _stop_local_ray() -> None:
     """Shut down the local Ray this run started and delete its session folder (its logs;
     the trials' results are in the study's run folder), so that runs leave nothing in /tmp."""
-    import ray
 
     session = _session_dir()
     ray.shutdown()
@@ -180,7 +195,6 @@ def _stop_local_ray() -> None:
 def ray_session(cfg: StudyConfig):
     """Ray for one or several runs (``nas.calibrate`` trains two studies in one): started or
     joined here; a local Ray this call started is shut down, its session folder removed."""
-    import ray
 
     mine = not ray.is_initialized()
     _init_ray(cfg)
@@ -189,15 +203,12 @@ def ray_session(cfg: StudyConfig):
     finally:
         if mine and not cfg.ray_address:
             _stop_local_ray()
-        from ..cache import cache_dir
-        from ..training.trainable import remove_orphan_trial_dirs
 
         remove_orphan_trial_dirs(cache_dir("trials"))  # a paused race trial's, its worker gone
 
 
 def check_resources(cfg: StudyConfig) -> None:
     """Fail before any trial when no node of the Ray cluster can hold one trial."""
-    import ray
 
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     need = {"CPU": cfg.resources.cpu, "GPU": cfg.resources.gpu}
@@ -218,9 +229,7 @@ QUIET_S = 30.0  # on long runs, a trial's epoch is printed when the terminal was
 
 
 def _progress_callback(cfg: StudyConfig, space, budget: int, done_before: int, on_restart):
-    from ray.tune import Callback
 
-    from .results import config_label
 
     full = cfg.fidelity.max_epochs
     metric = cfg.objectives[0].metric
@@ -281,11 +290,8 @@ def check_data_and_space(cfg: StudyConfig, space) -> tuple[tuple[int, int, int],
     small grid) for this data: an image size the networks cannot take, or a bound that
     makes an absurd network, fails here rather than in every trial. Returns the images'
     (channels, height, width) and the number of classes."""
-    import torch
 
-    import blocks
 
-    from ..training.data import DataError, load_data
 
     try:
         data = load_data(cfg.data, "cpu")
@@ -326,8 +332,6 @@ def check_race_budget(cfg: StudyConfig, points: int, budget: int) -> None:
 def fixed_design(cfg: StudyConfig, space):
     """The points of a fixed design, and the factorial design itself (None for a grid),
     whose fraction, generators and aliases are printed here."""
-    from search_spaces import SpaceError
-    from search_spaces.design import fractional_design
 
     if cfg.sampler.name != "factorial":
         return space.grid(), None
@@ -351,7 +355,6 @@ def _command(module: str, cfg: StudyConfig, smoke: bool, overrides: list[Overrid
 
 def dashboard_command(cfg: StudyConfig) -> str:
     """optuna-dashboard on the study's storage, with its trials' artifacts (figures, YAML)."""
-    from .artifacts import artifact_dir
 
     return (f"optuna-dashboard {shlex.quote(cfg.storage_url)} "
             f"--artifact-dir {shlex.quote(str(artifact_dir(cfg)))}")
@@ -368,11 +371,7 @@ def print_next_steps(cfg: StudyConfig, smoke: bool, overrides: list[Override] = 
 
 def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining: int) -> None:
     """Ray Tune trials sampled through the study's searcher until the budget is reached."""
-    from ray import tune
 
-    from .schedulers import make_scheduler
-    from .searcher import StudySearcher
-    from ..training.trainable import run_trial
 
     check_resources(cfg)
     warn_if_not_shared(cfg)
@@ -411,7 +410,6 @@ def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining:
 def _reload(cfg: StudyConfig, storage):
     """The study as stored now: another driver's ``--fresh`` may have deleted and created it
     again while this run trained (the searcher writes by name, so the trials are there)."""
-    import optuna
 
     try:
         return optuna.load_study(study_name=cfg.name, storage=storage)
@@ -424,13 +422,7 @@ def _reload(cfg: StudyConfig, storage):
 def run(cfg: StudyConfig, fresh: bool = False) -> "object":
     """Run (or continue) the study, print its ranking and what its scheduler adds; returns
     the Optuna study."""
-    import optuna
 
-    from . import prefilter
-    from .results import print_ranking
-    from .schedulers import print_summary
-    from .searcher import enqueue_grid, recover_interrupted, retry_failed
-    from .storage import budget_used
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     output_folder(cfg.run_dir, "runs_dir", cfg.source)
@@ -463,8 +455,6 @@ def run(cfg: StudyConfig, fresh: bool = False) -> "object":
               "errors are in the table below and in the dashboard); fix the cause and start over "
               "with --fresh, or allow more with --set max_attempts=N", flush=True)
     if remaining > 0:
-        from .effects_check import parameters_without_effect
-        from .runlog import run_log
 
         for line in parameters_without_effect(space, *shape) if shape else []:
             print(line, file=sys.stderr, flush=True)  # before any trial: a switch that does nothing

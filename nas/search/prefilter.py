@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from ..trial_record import is_proposal_only, trial_point
+
 ATTR = "prefilter"  # the Optuna study's user attr: settings and the funnel's counts
 
 
@@ -21,7 +23,7 @@ def settings_of(cfg) -> dict:
 
 def apply(cfg, study, space, log=print) -> int:
     """Score and queue (once per settings); the number of points queued by this call."""
-    from .searcher import trial_key, trial_point
+    from .searcher import trial_key
     from ..scoring import get_scorers
     from .scores import score_study
 
@@ -58,7 +60,7 @@ def funnel(study) -> dict | None:
     if not info:
         return None
     mine = [t for t in study.get_trials(deepcopy=False) if "prefilter_rank" in t.user_attrs
-            and "duplicate_of" not in t.user_attrs]
+            and not is_proposal_only(t)]
     return {**info, "trained": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in mine),
             "complete": sum(t.state == TrialState.COMPLETE for t in mine),
             "sampled": sum(1 for t in study.get_trials(deepcopy=False)

@@ -83,15 +83,16 @@ def race_rows(study, cfg) -> tuple[list[dict], int, int]:
     from optuna.trial import TrialState
 
     from .racing_stats import diff_ci, mean_ci, pooled_seed_term, seed_interaction
-    from .results import config_label, correct_by_epoch, space_order
+    from .results import config_label, space_order
+    from ..trial_record import correct_by_epoch, is_proposal_only, point_key
 
     by_point: dict[str, list] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        if "duplicate_of" not in t.user_attrs:
-            by_point.setdefault(json.dumps(t.params, sort_keys=True), []).append(t)
+        if not is_proposal_only(t):
+            by_point.setdefault(point_key(t.params), []).append(t)
     correct = {p: [correct_by_epoch(t) for t in sorted(ts, key=lambda t: t.user_attrs.get("repeat", 0))]
                for p, ts in by_point.items()}
-    ref = json.dumps(cfg.race.reference, sort_keys=True) if cfg.race.reference else None
+    ref = point_key(cfg.race.reference) if cfg.race.reference else None
 
     def at(point: str, epoch: int):
         runs = correct.get(point, [])

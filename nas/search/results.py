@@ -2,17 +2,17 @@
 per-image correctness that trials record on the validation split."""
 from __future__ import annotations
 
-import base64
 import json
 import math
 
-import numpy as np
 
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
 from ..study import StudyConfig, StudyError
+from ..trial_record import DUPLICATE_OF, INTERRUPTED, is_proposal_only, point_key
+from .storage import open_study_storage
 
 CALIBRATION_WARN = 0.6  # a stored calibration's Kendall tau below this: the end table warns
 
@@ -21,7 +21,7 @@ def load_existing_study(cfg: StudyConfig):
     """The stored study of ``cfg``; a clear error if it was never run."""
     import optuna
 
-    storage = cfg.open_storage(create=False)
+    storage = open_study_storage(cfg, create=False)
     try:
         return optuna.load_study(study_name=cfg.name, storage=storage)
     except KeyError:
@@ -38,9 +38,9 @@ def best_points(study, cfg: StudyConfig, top: int) -> list[dict]:
                 if "arch" in t.user_attrs]
     by_point: dict[str, list] = {}
     for t in complete:
-        by_point.setdefault(json.dumps(t.params, sort_keys=True), []).append(t)
+        by_point.setdefault(point_key(t.params), []).append(t)
     if cfg.multi_objective:
-        pareto = {json.dumps(t.params, sort_keys=True) for t in study.best_trials}
+        pareto = {point_key(t.params) for t in study.best_trials}
         order = [p for p in by_point if p in pareto]
     else:
         ranked = ranking(trials_frame(study, cfg), cfg)
@@ -85,8 +85,8 @@ def trial_counts(study: optuna.Study) -> str:
     count of the end table and summary.md); FAIL and WAITING trials said for what they are."""
     trials = study.get_trials(deepcopy=False)
     fails = [t.user_attrs for t in trials if t.state == TrialState.FAIL]
-    kinds = {"interrupted by a stopped driver, its point queued again": sum(bool(a.get("interrupted")) for a in fails),
-             "proposals of a point the study had, never trained": sum("duplicate_of" in a for a in fails)}
+    kinds = {"interrupted by a stopped driver, its point queued again": sum(bool(a.get(INTERRUPTED)) for a in fails),
+             "proposals of a point the study had, never trained": sum(DUPLICATE_OF in a for a in fails)}
     kinds["raised an error"] = len(fails) - sum(kinds.values())
     notes = {"WAITING": "queued, not run yet",
              "FAIL": ", ".join(f"{n} {what}" for what, n in kinds.items() if n) if len(fails) > kinds["raised an error"] else ""}
@@ -103,12 +103,12 @@ def trials_frame(study: optuna.Study, cfg: StudyConfig) -> pd.DataFrame:
     rows = []
     names = [o.metric for o in cfg.objectives]
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.WAITING or "duplicate_of" in t.user_attrs:
+        if t.state == TrialState.WAITING or is_proposal_only(t):
             continue  # queued, or a proposal of a point the study had (never trained)
-        row = {"number": t.number, "state": t.state.name, "point": json.dumps(t.params, sort_keys=True),
+        row = {"number": t.number, "state": t.state.name, "point": point_key(t.params),
                "repeat": t.user_attrs.get("repeat", 0), "epochs": t.user_attrs.get("epochs", 0),
                "params": t.user_attrs.get("params"), "error": t.user_attrs.get("error"),
-               "interrupted": bool(t.user_attrs.get("interrupted"))}
+               "interrupted": bool(t.user_attrs.get(INTERRUPTED))}
         values = t.values if t.state == TrialState.COMPLETE else None
         for i, name in enumerate(names):
             row[name] = values[i] if values else None
@@ -166,25 +166,3 @@ def print_ranking(study: optuna.Study, cfg: StudyConfig, limit: int = 20) -> pd.
               f"Kendall tau {cal['kendall_tau']:.2f}" + (f", below {CALIBRATION_WARN}: this cheap "
               "ranking may not hold at the expensive setting" if low else ""), flush=True)
     return ranked
-
-
-# ---- per-image correctness on the fixed validation split (racing, calibration) --------
-
-CORRECT_KEY = "nas:val_correct:"  # + epoch: a trial system attr, one per epoch
-
-
-def pack_correct(correct) -> str:
-    """A boolean vector (numpy or torch) as ``"<n>:<base64 of its packed bits>"``."""
-    bits = np.asarray(correct.cpu() if hasattr(correct, "cpu") else correct, dtype=bool)
-    return f"{bits.size}:{base64.b64encode(np.packbits(bits)).decode()}"
-
-
-def unpack_correct(text: str) -> np.ndarray:
-    n, _, data = text.partition(":")
-    return np.unpackbits(np.frombuffer(base64.b64decode(data), dtype=np.uint8))[: int(n)].astype(bool)
-
-
-def correct_by_epoch(trial) -> dict[int, np.ndarray]:
-    """A trial's recorded per-image correctness, by epoch."""
-    return {int(k.removeprefix(CORRECT_KEY)): unpack_correct(v)
-            for k, v in trial.system_attrs.items() if k.startswith(CORRECT_KEY)}

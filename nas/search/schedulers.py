@@ -25,8 +25,8 @@ from .effects_stats import (all_mains_decided, contrasts, estimate_effects, fact
                             guard_drift, space_factors)
 from .pareto import front_ranks, pareto_order
 from .racing_stats import race_round
-from .results import unpack_correct
 from ..study import StudyConfig
+from ..trial_record import point_key, unpack_correct
 
 
 class SchedulerKind(ABC):
@@ -153,10 +153,6 @@ class EffectsAnswered:
         if not all_mains_decided(decided):
             return None
         return {e.name: e.decision for e in decided}
-
-
-def point_key(params: dict) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
 
 
 class MultiObjectiveASHA(FIFOScheduler):

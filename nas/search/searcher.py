@@ -27,14 +27,10 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from ..metrics import TRIAL_METRICS
-from .results import CORRECT_KEY
 from .storage import STALE_AFTER_S, Heartbeat, budget_lock, budget_used, drivers, is_stale, retried
-from .untried import UntriedFirst, point_key, steerable, trial_point
+from .untried import UntriedFirst, steerable
 from ..study import StudyConfig
-
-
-def worst(direction: str) -> float:
-    return -1e30 if direction == "maximize" else 1e30
+from ..trial_record import CORRECT_KEY, DUPLICATE_OF, INTERRUPTED, point_key, trial_point
 
 
 MAX_REASKS = 20  # on a space too large to list: a sampler that keeps repeating gets its way
@@ -109,7 +105,7 @@ class StudySearcher(OptunaSearch):
                 break
             # a space too large to list: a proposal of a point the study has is discarded
             # (a FAIL record with duplicate_of, counted nowhere) and the sampler asked again
-            ot.set_user_attr("duplicate_of", twin)
+            ot.set_user_attr(DUPLICATE_OF, twin)
             self._ot_study.tell(ot, state=TrialState.FAIL)
             del self._ot_trials[trial_id]
         self.heartbeat.claim(ot._trial_id)
@@ -129,7 +125,7 @@ class StudySearcher(OptunaSearch):
         point, seen, twin = trial_key(ot.params), set(), None
         for t in self._ot_study.get_trials(deepcopy=False):
             a = t.user_attrs
-            if t.number == ot.number or a.get("interrupted") or "duplicate_of" in a:
+            if t.number == ot.number or a.get(INTERRUPTED) or DUPLICATE_OF in a:
                 continue
             if a.get("repeat", 0) != 0:
                 continue
@@ -242,7 +238,7 @@ def recover_interrupted(study: optuna.Study, stale_after: float = STALE_AFTER_S)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not is_stale(t, stale_after, registered=registered):
             continue
-        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+        study._storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
         study._storage.set_trial_user_attr(t._trial_id, "error", "interrupted: its driver stopped")
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         if t.params:
@@ -261,7 +257,7 @@ def retry_failed(study: optuna.Study, max_attempts: int) -> tuple[int, int]:
     queued = given_up = 0
     for t in trials:
         a = t.user_attrs
-        if t.state != TrialState.FAIL or a.get("interrupted") or "duplicate_of" in a or t.number in done:
+        if t.state != TrialState.FAIL or a.get(INTERRUPTED) or DUPLICATE_OF in a or t.number in done:
             continue
         attempt = int(a.get("attempt", 1))
         if attempt >= max_attempts or not t.params:
@@ -282,7 +278,7 @@ def enqueue_grid(study: optuna.Study, points: list[dict], repeats: int) -> int:
     """Queue every (grid point, repeat) that the study has neither run nor queued."""
     have = set()
     for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("interrupted"):
+        if t.user_attrs.get(INTERRUPTED):
             continue
         have.add(trial_key(trial_point(t), t.user_attrs.get("repeat", 0)))
     n = 0

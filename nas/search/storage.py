@@ -20,6 +20,9 @@ from blocks.config import one_line
 from blocks.errors import NasError
 from optuna.trial import FrozenTrial, TrialState
 
+from ..study import StudyError
+from ..trial_record import INTERRUPTED, is_proposal_only
+
 
 class StorageError(NasError):
     """A storage that cannot be opened; ``str()`` is one line naming ``storage``."""
@@ -237,7 +240,7 @@ def counts_toward_budget(t: FrozenTrial, stale_after: float = STALE_AFTER_S,
                          registered: dict[str, float] | None = None) -> bool:
     """Finished trials, and running trials of live drivers; not interrupted ones (their
     points were queued again), nor proposals of a point the study had (never trained)."""
-    if t.user_attrs.get("interrupted") or "duplicate_of" in t.user_attrs:
+    if t.user_attrs.get(INTERRUPTED) or is_proposal_only(t):
         return False
     if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
         return True
@@ -360,3 +363,18 @@ class Heartbeat:
         self.__dict__.update(state)
         self.trials, self._lock, self._stop = set(), threading.Lock(), threading.Event()
         self._stop.set()
+
+
+def open_study_storage(cfg, create: bool = True):
+    """The Optuna storage of study config ``cfg`` (:class:`nas.study.StudyConfig`); the
+    default one (in the run folder) is created when ``create``, else its absence is an
+    error saying to run the study first."""
+    path = file_path(cfg.storage_url)
+    try:
+        check_storage_file(cfg.storage_url)  # before Optuna touches it
+        if not create and path is not None and not path.is_file():
+            raise StudyError(f"{cfg.source}: no study {cfg.name!r} has run yet (no {path}); "
+                             f"run it first: python -m nas.run {cfg.source}")
+        return make_storage(cfg.storage_url, create_folder=cfg.storage is None)
+    except StorageError as err:
+        raise StudyError(f"{cfg.source}: {err}") from None

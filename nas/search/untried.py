@@ -10,19 +10,14 @@ study the sampler is left alone: only then is a point trained again.
 """
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
 
 from optuna.samplers import BaseSampler
 
+from ..trial_record import DUPLICATE_OF, INTERRUPTED, point_key, trial_point
+
 STEER_LIMIT = 100_000  # finite spaces up to this many points are steered (their grid is listed)
-
-
-def point_key(point: dict) -> str:
-    """One string per point (float noise from Optuna's steps rounded away)."""
-    norm = {k: round(v, 12) if isinstance(v, float) else v for k, v in point.items()}
-    return json.dumps(sorted(norm.items()), default=str)
 
 
 def steerable(space) -> bool:
@@ -31,18 +26,13 @@ def steerable(space) -> bool:
     return size is not None and size <= STEER_LIMIT and hasattr(space, "grid")
 
 
-def trial_point(t) -> dict:
-    """A trial's point: its parameters, or, while it waits in the queue, the fixed ones."""
-    return t.params or t.system_attrs.get("fixed_params", {})
-
-
 def tried_keys(trials, but: int | None = None) -> set[str]:
     """The points a study holds (queued, running or finished; first repeats), apart from
     trial number ``but``; an interrupted trial's point is held by its re-queued copy."""
     keys = set()
     for t in trials:
         a = t.user_attrs
-        if t.number == but or a.get("interrupted") or "duplicate_of" in a or a.get("repeat", 0) != 0:
+        if t.number == but or a.get(INTERRUPTED) or DUPLICATE_OF in a or a.get("repeat", 0) != 0:
             continue
         if trial_point(t):
             keys.add(point_key(trial_point(t)))

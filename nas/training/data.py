@@ -19,21 +19,19 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.config import one_line
 from blocks.errors import NasError
 
 from ..cache import cache_dir
+from ..recipe import DataConfig
 from .loaders import StreamLoader, TensorLoader
 
-SOURCES = ("cifar10", "cifar100", "imagenet", "imagefolder", "npz", "digits", "synthetic")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
 SMALL_IMAGE_MAX_SIDE = 64  # folder images up to this size are decoded once and cached
 MAX_IMAGE_PIXELS = 50_000_000  # a larger image in a data folder is refused (a decompression bomb)
@@ -54,36 +52,6 @@ class DataError(NasError):
 
 class DataNotFoundError(DataError, FileNotFoundError):
     """The data files are not where the config says."""
-
-
-class SyntheticSpec(BaseModel):
-    """Shape of the synthetic data set (tests only)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    n_train: int = Field(512, ge=2)
-    n_test: int = Field(128, ge=0)
-    num_classes: int = Field(4, ge=2)
-    channels: int = Field(3, ge=1)
-    size: int = Field(16, ge=4)
-    noise: float = Field(40.0, ge=0.0)  # std of the pixel noise, in 0..255 units
-
-
-class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    name: Literal["cifar10", "cifar100", "imagenet", "imagefolder", "npz", "digits", "synthetic"]
-    root: str | None = None
-    download: bool = False
-    image_size: int | None = Field(None, ge=4)  # resize target; None = native size
-    subset: int | None = Field(None, ge=2)  # first N training examples (before the val split)
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    seed: int = 0
-    augment: Literal["none", "simple", "strong"] = "simple"
-    batch_size: int = Field(128, ge=1)
-    num_workers: int = Field(0, ge=0)
-    # large image folders (ImageNet): JPEG decoding by PIL in the workers (cpu) or batched on
-    # the GPU (gpu: nas/training/jpeg_decode.py); auto: gpu when training on CUDA
-    decode: Literal["auto", "cpu", "gpu"] = "auto"
-    synthetic: SyntheticSpec = SyntheticSpec()
 
 
 @dataclass

@@ -11,7 +11,7 @@ What may differ between the checkpoint and the new model:
 - anything else (missing, unexpected or differently shaped entries): refused, each listed.
 
 Optimiser state is never carried over: fine-tuning starts a fresh schedule with the
-recipe's ``lr`` and ``warmup_epochs`` (:class:`nas.training.loop.TrainConfig`). ``freeze`` keeps
+recipe's ``lr`` and ``warmup_epochs`` (:class:`nas.recipe.TrainConfig`). ``freeze`` keeps
 the parameters under the named prefixes fixed (e.g. ``stages.0``); BatchNorm running
 statistics there still follow the new data.
 """

@@ -121,7 +121,7 @@ class StreamLoader:
     collate = None  # the DataLoader's default
 
     def __init__(self, dataset, cfg, device: torch.device, num_classes: int, train: bool):
-        """``cfg``: the data's :class:`nas.training.data.DataConfig`."""
+        """``cfg``: the data's :class:`nas.recipe.DataConfig`."""
         self.dataset, self.device, self.num_classes, self.seed = dataset, device, num_classes, cfg.seed
         self.mix = train and cfg.augment == "strong"
         self.generator = torch.Generator().manual_seed(cfg.seed)

@@ -19,40 +19,23 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from .data import Data, DataConfig, DataError, load_data
+from ..recipe import DataConfig, TrainConfig
+from .data import Data, DataError, load_data
 from .finetune import InitFrom, freeze, init_weights
 
 __all__ = ["TrainConfig", "TrainingDiverged", "evaluate", "load_checkpoint", "train"]
 
 
 LOG_EVERY_S = 30.0  # progress lines when stderr is not a terminal
-
-
-class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    epochs: int = Field(10, ge=1)
-    lr: float = Field(0.1, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(5e-4, ge=0)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    warmup_epochs: float = Field(0.0, ge=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    amp: bool | None = None  # None: on for CUDA only
-    amp_dtype: Literal["float16", "bfloat16"] = "float16"
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    max_steps_per_epoch: int | None = Field(None, ge=1)
-    grad_clip: float | None = Field(None, gt=0)
 
 
 class TrainingDiverged(RuntimeError):

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from ..cache import cache_dir, remove_if_owner_gone
-from ..search.results import pack_correct
 from ..study import StudyConfig
+from ..trial_record import pack_correct, worst
 from .loop import train
 
 _SPACES: dict[str, Any] = {}  # per worker process: reused actors load a space once
@@ -164,7 +164,6 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
               on_model=on_model, on_end=on_end,
               per_image=study.record_predictions, checkpoint_dir=getattr(report, "checkpoint_dir", None))
     except Exception as err:  # noqa: BLE001 - every failure is recorded, the study goes on
-        from ..search.searcher import worst
 
         if isinstance(err, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
