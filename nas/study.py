@@ -21,6 +21,7 @@ from blocks.config import format_errors, load_yaml_text, one_line, read_mapping
 from blocks.errors import NasError
 
 from .recipe import DataConfig, TrainConfig
+from .samplers import SAMPLER_KINDS, SAMPLERS, SamplerKind
 
 STUDY_DIR = Path(__file__).resolve().parents[1] / "studies"
 
@@ -28,8 +29,6 @@ STUDY_DIR = Path(__file__).resolve().parents[1] / "studies"
 METRICS = {"val_acc": "maximize", "params": "minimize", "T": "minimize",
            "energy_uj": "minimize", "sops": "minimize", "firing_rate": "minimize",
            "sparsity": "minimize", "macs": "minimize", "ann_flops": "minimize"}
-SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid", "factorial")
-FIXED_DESIGNS = ("grid", "factorial")  # samplers whose points are all known before any trial
 SCHEDULERS = ("asha", "hyperband", "race", "none")
 
 
@@ -91,24 +90,21 @@ class Sampler(_Strict):
     fraction: str | int | None = None
 
     @property
+    def kind(self) -> SamplerKind:
+        return SAMPLER_KINDS[self.name]
+
+    @property
     def fixed(self) -> bool:
         """Every point is known before any trial (grid, factorial): they are queued."""
-        return self.name in FIXED_DESIGNS
+        return self.kind.fixed
 
     def build(self, seed: int | None):
-        """The Optuna sampler (``grid``, ``factorial``: a random sampler; every point is
-        queued anyway)."""
-        import optuna
-
-        kinds = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
-                 "gp": optuna.samplers.GPSampler, "cmaes": optuna.samplers.CmaEsSampler}
-        if self.name not in kinds:
-            return optuna.samplers.RandomSampler(seed=seed)
-        return kinds[self.name](seed=seed, **self.options)
+        """The Optuna sampler (nas/samplers.py)."""
+        return self.kind.build(seed, self.options)
 
     @model_validator(mode="after")
     def _builds(self) -> "Sampler":
-        if self.options and self.name in ("random", *FIXED_DESIGNS):
+        if self.options and not self.kind.takes_options:
             raise ValueError(f"options: the {self.name} sampler takes none")
         if self.fraction is not None:
             if self.name != "factorial":
@@ -264,12 +260,14 @@ class StudyConfig(_Strict):
         if not self.sampler.fixed and self.trials is None:
             raise ValueError("trials: required unless sampler.name is grid or factorial "
                              "(then every point of the design)")
-        if len(self.objectives) > 1 and self.sampler.name == "cmaes":
-            raise ValueError("sampler.name: cmaes takes one objective; allowed with several: "
-                             "tpe, nsga2, gp, random, grid")
+        if len(self.objectives) > 1 and not self.sampler.kind.multi_objective:
+            several = [n for n, k in SAMPLER_KINDS.items() if k.multi_objective]
+            raise ValueError(f"sampler.name: {self.sampler.name} takes one objective; allowed with "
+                             f"several: {', '.join(several)}")
         if self.prefilter is not None and self.sampler.fixed:
+            free = [n for n, k in SAMPLER_KINDS.items() if not k.fixed]
             raise ValueError(f"prefilter: a {self.sampler.name} design trains every point; "
-                             "allowed with the samplers tpe, random, nsga2, gp, cmaes")
+                             f"allowed with the samplers {', '.join(free)}")
         if len(self.objectives) > 1 and self.scheduler == "hyperband":
             raise ValueError("scheduler: hyperband prunes on one objective; allowed with several "
                              "objectives: asha (multi-objective successive halving), none")
