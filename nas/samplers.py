@@ -35,41 +35,47 @@ def register_sampler(cls: type[SamplerKind]) -> type[SamplerKind]:
     return cls
 
 
+class _OptunaSampler(SamplerKind):
+    """A kind that is one of Optuna's samplers, built with the seed and the options."""
+    sampler: ClassVar[type[optuna.samplers.BaseSampler]]
+
+    def build(self, seed, options):
+        return self.sampler(seed=seed, **options)
+
+
+class _Queued(SamplerKind):
+    """A design whose every point is queued before the first trial; the sampler behind it
+    is never asked (a random one, seeded)."""
+    fixed = True
+    takes_options = False
+
+    def build(self, seed, options):
+        return optuna.samplers.RandomSampler(seed=seed)
+
+
 @register_sampler
-class TPE(SamplerKind):
+class TPE(_OptunaSampler):
     """Tree-structured Parzen estimator (Optuna's default)."""
-    name = "tpe"
-
-    def build(self, seed, options):
-        return optuna.samplers.TPESampler(seed=seed, **options)
+    name, sampler = "tpe", optuna.samplers.TPESampler
 
 
 @register_sampler
-class NSGA2(SamplerKind):
+class NSGA2(_OptunaSampler):
     """Genetic search on several objectives (non-dominated sorting)."""
-    name = "nsga2"
-
-    def build(self, seed, options):
-        return optuna.samplers.NSGAIISampler(seed=seed, **options)
+    name, sampler = "nsga2", optuna.samplers.NSGAIISampler
 
 
 @register_sampler
-class GP(SamplerKind):
+class GP(_OptunaSampler):
     """Gaussian-process Bayesian optimisation."""
-    name = "gp"
-
-    def build(self, seed, options):
-        return optuna.samplers.GPSampler(seed=seed, **options)
+    name, sampler = "gp", optuna.samplers.GPSampler
 
 
 @register_sampler
-class CMAES(SamplerKind):
+class CMAES(_OptunaSampler):
     """CMA evolution strategy (the ``cmaes`` package); one objective."""
-    name = "cmaes"
+    name, sampler = "cmaes", optuna.samplers.CmaEsSampler
     multi_objective = False
-
-    def build(self, seed, options):
-        return optuna.samplers.CmaEsSampler(seed=seed, **options)
 
 
 @register_sampler
@@ -83,26 +89,16 @@ class Random(SamplerKind):
 
 
 @register_sampler
-class Grid(SamplerKind):
-    """Every point of the space (``repeats`` seeds each), queued before the first trial."""
+class Grid(_Queued):
+    """Every point of the space (``repeats`` seeds each)."""
     name = "grid"
-    fixed = True
-    takes_options = False
-
-    def build(self, seed, options):
-        return optuna.samplers.RandomSampler(seed=seed)  # never asked: every point is queued
 
 
 @register_sampler
-class Factorial(SamplerKind):
+class Factorial(_Queued):
     """The 2^k design of the space's two-level parameters, or a regular fraction of it
-    (``fraction``; search_spaces/design.py), queued before the first trial."""
+    (``fraction``; search_spaces/design.py)."""
     name = "factorial"
-    fixed = True
-    takes_options = False
-
-    def build(self, seed, options):
-        return optuna.samplers.RandomSampler(seed=seed)  # never asked: every point is queued
 
 
 SAMPLERS = tuple(SAMPLER_KINDS)
