@@ -163,7 +163,7 @@ def check_compilers(device: torch.device) -> str:
 def check_ray(address: str | None, device: torch.device) -> str:
     import ray
 
-    from .search.engine import _session_dir, _stop_local_ray, mark_session
+    from .search.engine import start_local_ray, stop_local_ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -173,16 +173,13 @@ def check_ray(address: str | None, device: torch.device) -> str:
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
-                os.environ.setdefault("RAY_TMPDIR", "/tmp/ray")
-                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                         log_to_driver=False)
-                mark_session(_session_dir())
+                start_local_ray()
         res = ray.cluster_resources()
     except Exception as err:
         raise Failure(f"Ray at {address or 'local'}: {_one_line(err)}") from None
     finally:
         if started and ray.is_initialized():
-            _stop_local_ray()  # removes the session folder only when marked ours
+            stop_local_ray()  # removes the session folder only when it started it
     cpus, gpus = res.get("CPU", 0), res.get("GPU", 0)
     if device.type == "cuda" and not gpus:
         raise Failure(f"Ray at {address or 'local'} sees {cpus:g} CPUs and no GPU: trials would not get one")

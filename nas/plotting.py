@@ -22,10 +22,10 @@ def pyplot():
     return plt, sns
 
 
-def save_figure(fig, out: Path, name: str) -> list[Path]:
-    """``out/name.png`` and ``.pdf``; the figure is closed."""
+def save_figure(fig, out: Path, name: str, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """``out/name.png`` and ``.pdf`` (or ``formats``); the figure is closed."""
     paths = []
-    for ext in ("png", "pdf"):
+    for ext in formats:
         p = out / f"{name}.{ext}"
         fig.savefig(p, dpi=150 if ext == "png" else None, bbox_inches="tight")
         paths.append(p)
@@ -40,7 +40,8 @@ def _short(layer: str) -> str:
     return s.removesuffix(".lif")
 
 
-def fig_firing_rates(rates: list[dict] | None, title: str, out: Path, sparsity: float | None = None):
+def fig_firing_rates(rates: list[dict] | None, title: str, out: Path, sparsity: float | None = None,
+                     formats: tuple[str, ...] = ("png", "pdf")):
     if not rates:
         return "no per-layer firing rates: no full-budget trial stored them and no --checkpoint"
     plt, sns = pyplot()
@@ -78,4 +79,4 @@ def fig_firing_rates(rates: list[dict] | None, title: str, out: Path, sparsity: 
         ax.set_xlabel(f"spiking layer, network order ({n} layers)")
     ax.set_ylabel("firing rate (spikes / neuron / step)")
     ax.set_title(title, fontsize=10)
-    return save_figure(fig, out, "firing_rates")
+    return save_figure(fig, out, "firing_rates", formats)

@@ -51,6 +51,46 @@ LONGEST_FIRST = ("test_study_engine.py", "test_cluster.py", "test_study_faults.p
                  "test_storage.py")
 
 
+# The files whose tests run studies (nas.run, nas.promote, nas.calibrate, in this process or
+# as commands): one local Ray per test worker serves all their studies, which join it
+# (nas/search/engine.py: SPIKING_MLP_NAS_RAY) instead of each starting and stopping its own
+# (about 5 s of 2 cores each). A test of the local Ray's own start and clean-up runs its
+# study without that variable (test_study_engine's asha_run).
+RAY_FILES = {"test_study_engine.py", "test_study_faults.py", "test_new_user.py", "test_report.py",
+             "test_effects_study.py", "test_storage.py", "test_postgres.py", "test_chain.py",
+             "test_study_files.py", "test_malformed.py"}
+
+
+# started in a process of its own, so that this one is a driver like any other (a study
+# with its own ray_address still goes there); it stops its Ray when its stdin closes
+_HOLD_RAY = ("import sys\nfrom nas.search.engine import start_local_ray, stop_local_ray\n"
+             "print(start_local_ray(), flush=True)\nsys.stdin.read()\nstop_local_ray()\n")
+
+
+@pytest.fixture(scope="session")
+def shared_ray():
+    import subprocess
+    import sys
+
+    from nas.search.engine import JOIN_LOCAL_RAY
+
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_RAY], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    address = holder.stdout.readline().strip()
+    assert address, "the shared Ray did not start"
+    os.environ[JOIN_LOCAL_RAY] = address
+    yield address
+    del os.environ[JOIN_LOCAL_RAY]
+    holder.stdin.close()
+    holder.wait(timeout=60)
+
+
+@pytest.fixture(autouse=True)
+def _ray_for_studies(request):
+    if request.node.path.name in RAY_FILES:
+        request.getfixturevalue("shared_ray")
+
+
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole

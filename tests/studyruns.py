@@ -11,6 +11,28 @@ def cli(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.
                           text=True, timeout=timeout)
 
 
+def run_here(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m module args`` run by this process (its imports are made: seconds less
+    than a new interpreter), in ``cwd``, its output captured; for the tests that check what
+    a command does, not how its process starts or dies (those use :func:`cli`)."""
+    import contextlib
+    import importlib
+    import io
+    import os
+
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = importlib.import_module(module).main(list(args))
+            except SystemExit as stop:  # argparse
+                code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
+
+
 def load(url: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=url)
 

@@ -164,7 +164,11 @@ def test_a_killed_worker_node_loses_and_duplicates_no_trial(cluster, pg_url, tmp
     assert retried >= 1 and "Ray restarts it" in out
     restarted = [t for t in trials if t.user_attrs.get("restarts")]
     # a restarted trial ends on a living node (one placed on the worker as it died may not
-    # have reported from there, so its first recorded node can be the head already)
-    assert restarted and all(t.user_attrs["nodes"][-1]["id"] != worker for t in restarted), \
-        [t.user_attrs.get("nodes") for t in restarted]
+    # have reported from there, so its first recorded node can be the head already); one
+    # that died again before it reported anything (under load: placed on the dying node)
+    # has no node, and is a FAIL with its error
+    assert restarted and all(t.user_attrs["nodes"][-1]["id"] != worker if "nodes" in t.user_attrs
+                             else t.state == TrialState.FAIL and t.user_attrs.get("error")
+                             for t in restarted), \
+        [(t.state.name, t.user_attrs.get("nodes"), t.user_attrs.get("error")) for t in restarted]
     assert _node_ids(trials) == {cluster.head_node.node_id, worker}

@@ -10,14 +10,14 @@ from nas.effects import main as effects
 from nas.report import main as report
 from search_spaces import load_space
 from search_spaces.design import fractional_design
-from tests.studyruns import cli, trained
+from tests.studyruns import run_here, trained
 
 
 @pytest.fixture(scope="module")
 def factorial_run(tmp_path_factory, studies):
     tmp = tmp_path_factory.mktemp("factorial")
     url = f"sqlite:///{tmp / 'optuna.db'}"
-    proc = cli("nas.run", str(studies / "factorial.yaml"), "--storage", url, cwd=tmp)
+    proc = run_here("nas.run", str(studies / "factorial.yaml"), "--storage", url, cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp, url, proc.stdout
 

@@ -15,19 +15,17 @@ from nas.metrics import TRIAL_METRICS
 from nas.report import FIGURES, main, pareto_mask, report
 from nas.search.results import config_label
 from nas.study import Override, load_study
+from tests.studyruns import run_here
 
 
 
-def cli(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def pareto_run(tmp_path_factory, studies):
     tmp = tmp_path_factory.mktemp("pareto")
     url = f"sqlite:///{tmp / 'optuna.db'}"
-    proc = cli("nas.run", str(studies / "pareto.yaml"), "--storage", url, cwd=tmp)
+    proc = run_here("nas.run", str(studies / "pareto.yaml"), "--storage", url, cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp, url
 
@@ -73,7 +71,7 @@ def test_report_writes_every_figure_and_the_table(pareto_run, checkpoint, tmp_pa
     scored = capsys.readouterr().out
     assert "scoring 2 points" in scored and "(PC)" in scored and "{" not in scored  # its one label
     out = tmp_path / "report"
-    proc = cli("nas.report", str(studies / "pareto.yaml"), "--storage", url, "--out", str(out),
+    proc = run_here("nas.report", str(studies / "pareto.yaml"), "--storage", url, "--out", str(out),
                "--checkpoint", str(checkpoint), cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # skips add no weight: one parameter count for every point, so no accuracy-vs-parameters figure

@@ -180,28 +180,28 @@ def test_quickstart_budget_of_14_stores_14_distinct_points_and_no_failure(tmp_pa
     searcher.heartbeat.stop()
 
 
-DRIVER = """
-import json, sys, time
-import optuna
-from nas.search.searcher import StudySearcher
-from nas.search.storage import make_storage
-from nas.study import Override, load_study
-cfg = load_study(sys.argv[1])
-storage = make_storage(sys.argv[2])
-searcher = StudySearcher(cfg, cfg.load_space(), storage, budget=100)
-for i in range(int(sys.argv[3])):
-    searcher.suggest(f"t{i}")
-    time.sleep(0.2)
-    searcher.on_trial_complete(f"t{i}", {"epoch": 1, "val_acc": 0.5})
-searcher.heartbeat.stop()
-"""
+def _driver(study: str, url: str, trials: int) -> None:
+    """One driver process: its own searcher (driver id host:pid) on the shared storage."""
+    cfg = load_study(study)
+    searcher = StudySearcher(cfg, cfg.load_space(), make_storage(url), budget=100)
+    for i in range(trials):
+        searcher.suggest(f"t{i}")
+        time.sleep(0.2)
+        searcher.on_trial_complete(f"t{i}", {"epoch": 1, "val_acc": 0.5})
+    searcher.heartbeat.stop()
 
 
 def _drivers(study: Path, url: str, n: int, trials_each: int) -> None:
-    procs = [subprocess.Popen([sys.executable, "-c", DRIVER, str(study), url, str(trials_each)],
-                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    """``n`` driver processes at once, forked from this one (its imports already made)."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    procs = [fork.Process(target=_driver, args=(str(study), url, trials_each)) for _ in range(n)]
     for p in procs:
-        assert p.wait(timeout=120) == 0, p.stderr.read()[-2000:]
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0, f"a driver exited with {p.exitcode}"
 
 
 def test_drivers_and_resumed_drivers_with_one_seed_propose_distinct_points(tmp_path):

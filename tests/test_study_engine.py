@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 import blocks
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/studyruns.py
-from studyruns import cli, load, trained  # noqa: E402
+from studyruns import cli, load, run_here, trained  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,8 @@ def asha_run(tmp_path_factory, studies):
     ray_tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # short: Ray's socket paths
     proc = subprocess.run([sys.executable, "-m", "nas.run", str(studies / "asha.yaml"), "--storage", url],
                           cwd=tmp, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "RAY_TMPDIR": str(ray_tmp)})
+                          env={**{k: v for k, v in os.environ.items() if k != "SPIKING_MLP_NAS_RAY"},
+                               "RAY_TMPDIR": str(ray_tmp)})  # a Ray of its own, started and removed
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not list(ray_tmp.rglob("session_2*"))  # its Ray session (logs) is removed
     return tmp, url, proc, time.time() - started
@@ -107,7 +108,7 @@ def test_rerun_continues_the_study(asha_run, studies, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "6/6 trials" in out and "0 to run" in out
     assert len(trained(url, "asha")) == 6
-    more = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, "--trials", "7", cwd=tmp)
+    more = run_here("nas.run", str(studies / "asha.yaml"), "--storage", url, "--trials", "7", cwd=tmp)
     assert more.returncode == 0, more.stderr[-2000:]
     assert len(trained(url, "asha")) == 7
     assert "scoring" not in more.stdout  # the prefilter ran once: not scored or queued again
@@ -117,7 +118,7 @@ def test_rerun_continues_the_study(asha_run, studies, capsys, monkeypatch):
 def test_export_writes_configs_that_rebuild_exactly(asha_run, studies, tmp_path):
     tmp, url, _, _ = asha_run
     out = tmp_path / "export"
-    proc = cli("nas.export", str(studies / "asha.yaml"), "--storage", url, "--top", "2",
+    proc = run_here("nas.export", str(studies / "asha.yaml"), "--storage", url, "--top", "2",
                "--out", str(out), cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = sorted(out.glob("rank*.yaml"))
@@ -152,7 +153,7 @@ def test_export_writes_configs_that_rebuild_exactly(asha_run, studies, tmp_path)
 
 def test_promote_records_a_linked_study_and_resumes(asha_run, studies):
     tmp, url, _, _ = asha_run
-    proc = cli("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "longer", cwd=tmp)
+    proc = run_here("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "longer", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-2000:]
     linked = load(url, "asha-longer").get_trials()
     assert len(linked) == 2
@@ -161,16 +162,16 @@ def test_promote_records_a_linked_study_and_resumes(asha_run, studies):
         assert t.state == TrialState.COMPLETE and 0.0 <= t.value <= 1.0
         assert t.user_attrs["epochs"] == 2 and t.user_attrs["test_acc"] is not None
         assert source.trials[t.user_attrs["source_trial"]].state == TrialState.COMPLETE
-    again = cli("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "longer", cwd=tmp)
+    again = run_here("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "longer", cwd=tmp)
     assert again.returncode == 0 and again.stdout.count("already promoted") == 2
     assert len(load(url, "asha-longer").trials) == 2
-    bad = cli("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "nope", cwd=tmp)
+    bad = run_here("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "nope", cwd=tmp)
     assert bad.returncode == 2 and "promotion.nope: no such stage; allowed: longer, ddp" in bad.stderr
 
 
 def test_promote_data_parallel_with_ray_train(asha_run, studies):
     tmp, url, _, _ = asha_run
-    proc = cli("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "ddp", cwd=tmp)
+    proc = run_here("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "ddp", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert load(url, "asha-ddp").metric_names == ["val_acc"]  # the dashboard's label
     (t,) = load(url, "asha-ddp").get_trials()
@@ -221,13 +222,13 @@ def test_dashboard_serves_the_study(asha_run):
 
 def test_calibration_paired_and_free_are_stored_in_the_study(asha_run, studies):
     tmp, url, _, _ = asha_run
-    free = cli("nas.calibrate", str(studies / "asha.yaml"), "--storage", url, "--free", cwd=tmp)
+    free = run_here("nas.calibrate", str(studies / "asha.yaml"), "--storage", url, "--free", cwd=tmp)
     assert free.returncode == 0, free.stderr[-2000:]
     rows = load(url, "asha").user_attrs["calibration_free"]
     assert [r["epoch"] for r in rows] == [1, 2] and all(r["points"] >= 3 for r in rows)
     assert all(-1 <= r["kendall_tau"] <= 1 or math.isnan(r["kendall_tau"]) for r in rows)  # NaN: all tied
     assert "epoch 1 vs 3: Spearman" in free.stdout
-    paired = cli("nas.calibrate", str(studies / "asha.yaml"), "--storage", url, "--k", "3",
+    paired = run_here("nas.calibrate", str(studies / "asha.yaml"), "--storage", url, "--k", "3",
                  "--low", "fidelity.max_epochs=1", "--high", "fidelity.max_epochs=2", cwd=tmp)
     assert paired.returncode == 0, paired.stderr[-2000:]
     cal = load(url, "asha").user_attrs["calibration"]
@@ -237,5 +238,5 @@ def test_calibration_paired_and_free_are_stored_in_the_study(asha_run, studies):
         assert len(done) == 3 and all(t.user_attrs["epochs"] == epochs for t in done)
     assert sorted(json.dumps(p["point"], sort_keys=True) for p in cal["points"]) == sorted(
         json.dumps(t.params, sort_keys=True) for t in trained(url, "asha-cal-low"))
-    again = cli("nas.run", str(studies / "asha.yaml"), "--storage", url, cwd=tmp)  # its end table
+    again = run_here("nas.run", str(studies / "asha.yaml"), "--storage", url, cwd=tmp)  # its end table
     assert "calibration (3 points, fidelity.max_epochs=1 vs fidelity.max_epochs=2): Kendall tau" in again.stdout

@@ -14,12 +14,12 @@ from pathlib import Path
 from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/studyruns.py
-from studyruns import cli, load, trained  # noqa: E402
+from studyruns import load, run_here, trained  # noqa: E402
 
 
 def test_diverging_trials_are_recorded_as_failures(tmp_path, studies, capsys, monkeypatch):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    proc = cli("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
+    proc = run_here("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     trials = trained(url, "diverge")
     assert len(trials) == 2
@@ -28,7 +28,7 @@ def test_diverging_trials_are_recorded_as_failures(tmp_path, studies, capsys, mo
         assert "Diverged" in t.user_attrs["error"] or "non-finite" in t.user_attrs["error"]
     assert "FAILED after" in proc.stdout
     # a re-run retries each failed trial once more (max_attempts 2) ...
-    again = cli("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
+    again = run_here("nas.run", str(studies / "diverge.yaml"), "--storage", url, cwd=tmp_path)
     assert again.returncode == 0 and "retrying 2 failed trial(s)" in again.stdout, again.stdout
     trials = trained(url, "diverge")
     assert [t.user_attrs.get("attempt", 1) for t in trials] == [1, 1, 2, 2]
@@ -68,7 +68,7 @@ def test_a_race_drops_the_worse_points_and_resumes_after_a_kill(tmp_path, studie
         assert t.params["VTH"] == 1000.0 and t.user_attrs["epochs"] == 2
         assert t.user_attrs["race_rung"] == 2 and t.user_attrs["race_p_value"] <= 0.05
         assert t.user_attrs["race_lost_to"]["VTH"] == 1.0
-    resumed = cli("nas.run", str(studies / "race.yaml"), "--storage", url, cwd=tmp_path)
+    resumed = run_here("nas.run", str(studies / "race.yaml"), "--storage", url, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     trials = trained(url, "race")
     complete = [t for t in trials if t.state == TrialState.COMPLETE]

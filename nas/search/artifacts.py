@@ -54,7 +54,7 @@ def _files(cfg, attrs: dict, title: str, folder: Path) -> list[Path]:
         _learning_curve(attrs["curve"], cfg.objectives[0].metric, title, folder / ARTIFACT_NAMES[0])
         out.append(folder / ARTIFACT_NAMES[0])
     if attrs.get("layer_rates"):
-        fig_firing_rates(attrs["layer_rates"], title, folder, attrs.get("sparsity"))
+        fig_firing_rates(attrs["layer_rates"], title, folder, attrs.get("sparsity"), formats=("png",))
         out.append(folder / ARTIFACT_NAMES[1])
     if attrs.get("arch"):
         (folder / ARTIFACT_NAMES[2]).write_text(blocks.dump_config(blocks.load_config(attrs["arch"])))

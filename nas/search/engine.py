@@ -107,33 +107,53 @@ def _brief(value) -> str:
 def _init_ray(cfg: StudyConfig) -> None:
     """A local Ray for this run, or the cluster at ``ray_address``; one error line if it
     cannot be reached."""
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    _ray_env()
     if ray.is_initialized():
         return
     try:
         if cfg.ray_address:
             _probe(cfg.ray_address)
             ray.init(address=cfg.ray_address, log_to_driver=False)
+        elif os.environ.get(JOIN_LOCAL_RAY):
+            ray.init(address=os.environ[JOIN_LOCAL_RAY], log_to_driver=False)  # never ours to stop
         else:
-            os.environ.setdefault("RAY_TMPDIR", "/tmp/ray")
-            # Ray's memory monitor kills a worker with an error that Ray Tune (2.60) does not
-            # handle: the whole run stops. Without it, a trial that runs the machine out of
-            # memory is killed by the kernel (Ray makes its workers the first choice) and
-            # recorded as FAIL like any dead worker, and the study goes on.
-            os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
-            remove_dead_sessions(Path(os.environ["RAY_TMPDIR"]))
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                     log_to_driver=False)
-            mark_session(_session_dir())
+            start_local_ray()
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
         where = f"the Ray cluster at {cfg.ray_address!r}" if cfg.ray_address else "a local Ray"
         raise StudyError(f"{cfg.source}: ray_address: cannot start or reach {where}: {one_line(err)}"
                          + ("; start one with `ray start --head`, or leave ray_address unset "
                             "for a local Ray" if cfg.ray_address else "")) from None
+
+
+# A Ray already running on this machine that runs without ray_address join instead of
+# starting their own (a test suite, a notebook of many studies): its address (host:port).
+# They never stop it or remove its session; whoever started it does.
+JOIN_LOCAL_RAY = "SPIKING_MLP_NAS_RAY"
+
+
+def _ray_env() -> None:
+    """Ray's settings for our runs, unless the environment has its own."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+def start_local_ray() -> str:
+    """Start a local Ray (all this machine's CPUs) with our settings; its session folder is
+    marked as this process's. Returns its address, which other processes can join
+    (:data:`JOIN_LOCAL_RAY`)."""
+    _ray_env()
+    os.environ.setdefault("RAY_TMPDIR", "/tmp/ray")
+    # Ray's memory monitor kills a worker with an error that Ray Tune (2.60) does not
+    # handle: the whole run stops. Without it, a trial that runs the machine out of
+    # memory is killed by the kernel (Ray makes its workers the first choice) and
+    # recorded as FAIL like any dead worker, and the study goes on.
+    os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
+    remove_dead_sessions(Path(os.environ["RAY_TMPDIR"]))
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    mark_session(_session_dir())
+    return ray.get_runtime_context().gcs_address
 
 
 def _probe(address: str, attempts: int = 3, timeout: float = 2.0) -> None:
@@ -166,29 +186,30 @@ def remove_dead_sessions(tmpdir: Path) -> list[Path]:
     """Delete the session folders (logs) of local Rays that a driver of ours started
     (:func:`mark_session`) and that is gone, e.g. killed. A session without our marker
     (``ray start``, another program) is never touched, whatever its name says."""
-    owners = {}
-    for d in sorted(tmpdir.glob("ray/session_2*")):
-        try:
-            owners[d] = int((d / SESSION_MARKER).read_text().strip())
-        except (OSError, ValueError):
-            continue  # not ours
-    return remove_if_owner_gone(owners)
+    owners = {d: _session_owner(d) for d in sorted(tmpdir.glob("ray/session_2*"))}
+    return remove_if_owner_gone({d: pid for d, pid in owners.items() if pid is not None})
 
 
 def _session_dir() -> str | None:
-
     node = getattr(ray._private.worker, "_global_node", None)
     return node.get_session_dir_path() if node is not None else None
 
 
-def _stop_local_ray() -> None:
-    """Shut down the local Ray this run started and delete its session folder (its logs;
-    the trials' results are in the study's run folder), so that runs leave nothing in /tmp."""
-
+def stop_local_ray() -> None:
+    """Shut down (or leave) Ray; delete its session folder (its logs; the trials' results
+    are in the study's run folder) if this process started it (:func:`mark_session`), so
+    that runs leave nothing in /tmp, and a Ray that was joined is left as it is."""
     session = _session_dir()
     ray.shutdown()
-    if session and (Path(session) / SESSION_MARKER).is_file():
+    if session and _session_owner(Path(session)) == os.getpid():
         shutil.rmtree(session, ignore_errors=True)
+
+
+def _session_owner(session: Path) -> int | None:
+    try:
+        return int((session / SESSION_MARKER).read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 @contextlib.contextmanager
@@ -202,7 +223,7 @@ def ray_session(cfg: StudyConfig):
         yield
     finally:
         if mine and not cfg.ray_address:
-            _stop_local_ray()
+            stop_local_ray()
 
         remove_orphan_trial_dirs(cache_dir("trials"))  # a paused race trial's, its worker gone
 
@@ -229,8 +250,6 @@ QUIET_S = 30.0  # on long runs, a trial's epoch is printed when the terminal was
 
 
 def _progress_callback(cfg: StudyConfig, space, budget: int, done_before: int, on_restart):
-
-
     full = cfg.fidelity.max_epochs
     metric = cfg.objectives[0].metric
     order = [p.name for p in space.parameters]
