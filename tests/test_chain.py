@@ -111,7 +111,7 @@ def promoted(chain):
 
 
 def test_report_draws_the_lineage(promoted, tmp_path):
-    from nas.report import report
+    from nas.analysis.report import report
 
     figures = report(promoted, tmp_path)
     assert [p.suffix for p in figures["lineage"]] == [".png", ".pdf"]

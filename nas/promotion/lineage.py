@@ -18,7 +18,6 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from ..plotting import pyplot
 from ..search.results import best_points, config_label, load_existing_study
 from ..search.storage import open_study_storage
 from ..study import StudyError
@@ -127,28 +126,3 @@ def lineage_markdown(frame, order=()) -> str:
         accs = " | ".join("–" if r[s] is None or r[s] != r[s] else f"{100 * r[s]:.2f}" for s in stages)
         lines.append(f"| {r['source_trial']} | {point} | {accs} |")
     return "\n".join(lines) + "\n"
-
-
-def fig_lineage(frame, parents: dict[str, str | None], out: Path, save) -> list[Path] | str:
-    """Accuracy per architecture along the chain: one colour each, a segment from every
-    stage's parent (``parents``: stage -> its from, None: the search) to the stage;
-    ``save(fig, out, name)`` writes it."""
-    plt, _ = pyplot()
-    stages = [c for c in frame.columns if c not in ("source_trial", "point")]
-    if not len(frame) or len(stages) < 2:
-        return "no promotion stage has run"
-    x = {s: i for i, s in enumerate(stages)}
-    fig, ax = plt.subplots(figsize=(1.6 * len(stages) + 2, 3.5))
-    for k, (_, r) in enumerate(frame.iterrows()):
-        color = f"C{k % 10}"
-        acc = {s: 100 * r[s] for s in stages if r[s] is not None and r[s] == r[s]}
-        for s, y in acc.items():
-            parent = parents.get(s) or SEARCH
-            if s != SEARCH and parent in acc:
-                ax.plot([x[parent], x[s]], [acc[parent], y], color=color)
-        ax.plot([x[s] for s in acc], list(acc.values()), "o", color=color, label=f"trial {r['source_trial']}")
-    ax.set_xticks(range(len(stages)), stages)
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("lineage: search -> promotion stages (a line joins a stage to the one it starts from)")
-    ax.legend(fontsize=7)
-    return save(fig, out, "lineage")
