@@ -166,7 +166,7 @@ def _acc_scatter(inputs: FigureInputs, xkey: str, name: str, xlabel: str, scale:
     """Accuracy against ``xkey`` of the full-budget trials, the Pareto front highlighted."""
     df = inputs.trials
     done = df[(df["state"] == "COMPLETE") & df[xkey].notna() & df["val_acc"].notna()]
-    done = done[np.isfinite(done[xkey]) & (done[xkey] < 1e29)]
+    done = done[np.isfinite(done[xkey].astype(float)) & (done[xkey] < 1e29)]  # no row: dtype object
     if not len(done):
         return f"no full-budget trial with both val_acc and {xkey} stored"
     plt, sns = pyplot()
