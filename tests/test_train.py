@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 import blocks
+from nas.training.checkpoint import read_checkpoint
 from nas.training.data import load_data
 from nas.train import main as train_main
 from nas.recipe import TrainConfig
-from nas.training.loop import (TrainingDiverged, cosine_with_warmup, evaluate, load_checkpoint,
+from nas.training.loop import (Trainer, TrainingDiverged, cosine_with_warmup, evaluate, load_checkpoint,
                                make_optimizers, train)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +82,45 @@ def test_resume_continues_to_the_same_result(tmp_path):
     assert done["epochs"] == 3 and done["val_acc"] == resumed["val_acc"]
     with pytest.raises(ValueError, match="another architecture"):
         train(blocks.load_config("tiny", T=1), SYNTH, cfg, checkpoint_dir=tmp_path / "b", progress=False)
+
+
+def _untimed(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in ("epoch_seconds", "images_per_second")}
+
+
+def test_the_trainer_in_steps_resumes_to_the_same_next_epoch(tmp_path):
+    """The loop object driven by hand: set-up, two epochs, evaluation, checkpoints; a run
+    stopped after its first epoch and set up again from its checkpoint trains the same
+    second epoch, even when the driver draws random numbers in between."""
+    cfg = dict(epochs=3, max_steps_per_epoch=3, **CPU)
+    straight = Trainer("tiny", SYNTH, cfg, checkpoint_dir=tmp_path / "a", progress=False)
+    assert straight.epoch == 0 and straight.data.num_classes == 4
+    assert straight.model.config.num_classes == 4 and straight.params > 0
+    epochs = []
+    for _ in range(2):
+        epochs.append(straight.run_epoch())
+        straight.save_checkpoint()
+    assert [m["epoch"] for m in epochs] == [1, 2] and straight.epoch == 2
+    assert straight.history == epochs and "val_correct" not in epochs[0]
+    assert read_checkpoint(tmp_path / "a" / "last.pt")["epoch"] == 2
+    assert {"best.pt", "arch.yaml"} <= {p.name for p in (tmp_path / "a").iterdir()}
+    val = straight.evaluate(straight.data.val)
+    assert val["acc"] == epochs[1]["val_acc"] and val["loss"] == epochs[1]["val_loss"]
+    rng_after_two = torch.get_rng_state()
+
+    stopped = Trainer("tiny", SYNTH, cfg, checkpoint_dir=tmp_path / "b", progress=False)
+    assert _untimed(stopped.run_epoch()) == _untimed(epochs[0])
+    stopped.save_checkpoint()
+    resumed = Trainer("tiny", SYNTH, cfg, checkpoint_dir=tmp_path / "b", progress=False)
+    assert resumed.epoch == 1 and resumed.history == stopped.history
+    torch.rand(7)  # a driver's own draws (measuring a batch ...) between set-up and epoch
+    assert _untimed(resumed.run_epoch()) == _untimed(epochs[1])
+    assert torch.equal(torch.get_rng_state(), rng_after_two)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert resumed.evaluate(resumed.data.val) == val
+    result = resumed.fit()
+    assert result["epochs"] == 3 and [h["epoch"] for h in result["history"]] == [1, 2, 3]
 
 
 def test_nan_loss_raises_training_diverged(monkeypatch):
@@ -218,7 +258,7 @@ def test_tiny_spiking_mlp_learns_cifar10_sample():
 
 
 def test_cli_init_from_reinitialises_the_classifier_freezes_and_refuses_another_grid(tmp_path, capsys):
-    from nas.training.checkpoint import read_checkpoint, save_checkpoint
+    from nas.training.checkpoint import save_checkpoint
 
     model = blocks.build(blocks.load_config("tiny", T=2), num_classes=10, image_size=16)
     save_checkpoint(tmp_path / "src.pt", {"model": model.state_dict(),

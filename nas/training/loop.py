@@ -1,6 +1,7 @@
-"""The training loop: ``train(arch, data_cfg, train_cfg)`` builds the model, trains it
-and evaluates it every epoch; ``nas.train`` (the command), the trials of a study and the
-promotion stages all drive it.
+"""The training loop: a :class:`Trainer` sets a run up (data, model, optimisers, a resumed
+checkpoint), trains and evaluates it an epoch at a time and writes its checkpoints;
+``train(arch, data_cfg, train_cfg)`` fits one in a call. ``nas.train`` (the command), the
+trials of a study and the promotion stages all drive it the same way.
 
 The recipe (DESIGN.md): SGD lr 0.1, momentum 0.9, cosine to 0, weight decay 5e-4 (none on
 BatchNorm, biases and scalars), cross-entropy on the time-averaged logits, AMP on CUDA.
@@ -32,7 +33,7 @@ from ..recipe import DataConfig, TrainConfig
 from .data import Data, DataError, load_data
 from .finetune import InitFrom, freeze, init_weights
 
-__all__ = ["TrainConfig", "TrainingDiverged", "evaluate", "load_checkpoint", "train"]
+__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "evaluate", "load_checkpoint", "train"]
 
 
 LOG_EVERY_S = 30.0  # progress lines when stderr is not a terminal
@@ -139,129 +140,154 @@ def _progress_bar(enabled: bool):
                     transient=True, disable=not (enabled and console.is_terminal))
 
 
-def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict, *,
-          on_epoch: Callable[[int, dict], bool | None] | None = None,
-          checkpoint_dir: str | Path | None = None, progress: bool = True,
-          distributed: bool = False,
-          on_model: Callable[[nn.Module, Data], None] | None = None,
-          on_end: Callable[[nn.Module, Data], None] | None = None,
-          per_image: bool = False, init: Any = None) -> dict[str, Any]:
-    """Train ``arch`` (a preset name, YAML path, dict or ``blocks.ArchConfig``) on the data
-    of ``data_cfg``. ``on_epoch(epoch, metrics)`` runs after every epoch; returning True
-    stops training. Returns accuracies, timings, the parameter count and the history.
-    ``distributed``: inside an initialised process group (Ray Train), train data parallel
-    on this worker's share of the data; rank 0 writes the checkpoints. ``on_model(model, data)``
-    sees the model as built for the data (its ``config`` is what is trained) and the loaded
-    :class:`~nas.training.data.Data`.
-    ``on_end(model, data)`` runs after the final evaluation, before returning, with the
-    trained model and the loaded :class:`~nas.training.data.Data` (e.g. to measure
-    :mod:`nas.metrics` on a fixed batch without loading the data again). ``per_image``:
-    ``on_epoch`` also gets ``val_correct``, the per-image correctness on the validation
+class Trainer:
+    """One training run in the steps that every driver takes alike (``nas.train``, a
+    study's trial, a promotion stage, a Ray Train worker):
+
+    - set-up (the constructor): the data, the seeded model (``init``: its starting weights
+      and frozen prefixes), the optimisers, the schedules and the grad scaler; a
+      ``checkpoint_dir`` holding a ``last.pt`` resumes from it (``epoch``: epochs done);
+    - :meth:`run_epoch`: train the next epoch, evaluate it, log its line, return its metrics;
+    - :meth:`save_checkpoint`: ``last.pt`` (what resuming needs) and ``best.pt`` when the
+      epoch improved the best validation accuracy;
+    - :meth:`evaluate`: mean loss and accuracy on a split;
+    - :meth:`fit`: the remaining epochs, each followed by its checkpoint and ``on_epoch``,
+      then the final evaluation; returns the result (accuracies, timings, history).
+
+    ``model`` (as built for the data: its ``config`` is what is trained) and ``data`` (the
+    loaded :class:`~nas.training.data.Data`) are there from the set-up on, e.g. to measure
+    :mod:`nas.metrics` on a fixed batch. The RNG state a resumed run read from ``last.pt`` is
+    restored just before its next epoch, so what a driver does in between changes nothing.
+    ``distributed``: inside an initialised process group (Ray Train), train data parallel on
+    this worker's share of the data; rank 0 writes the checkpoints. ``per_image``: each
+    epoch's metrics also carry ``val_correct``, the per-image correctness on the validation
     split (a bool tensor in the split's fixed order), for paired tests between trials.
-    ``init``: a :class:`nas.training.finetune.InitFrom` (or its dict): start from that checkpoint's
-    weights (not when resuming) and freeze its prefixes (see :mod:`nas.training.finetune`)."""
-    import blocks
+    ``init``: a :class:`nas.training.finetune.InitFrom` (or its dict): start from that
+    checkpoint's weights (not when resuming) and freeze its prefixes."""
 
-    start = time.perf_counter()
-    data_cfg, train_cfg = DataConfig.model_validate(data_cfg), TrainConfig.model_validate(train_cfg)
-    device = resolve_device(train_cfg.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    data: Data = load_data(data_cfg, device)
-    seed_everything(train_cfg.seed)
-    model = blocks.build(arch, num_classes=data.num_classes, in_channels=data.in_channels,
-                         image_size=data.image_size).to(device)
-    arch_dict = model.config.model_dump(mode="json")
-    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    def __init__(self, arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict, *,
+                 checkpoint_dir: str | Path | None = None, progress: bool = True,
+                 distributed: bool = False, per_image: bool = False, init: Any = None) -> None:
+        import blocks
 
-    def log(msg: str) -> None:
-        if progress:
+        self.start = time.perf_counter()
+        self.data_cfg, self.cfg = DataConfig.model_validate(data_cfg), TrainConfig.model_validate(train_cfg)
+        self.progress, self.per_image = progress, per_image
+        self.device = device = resolve_device(self.cfg.device)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.data: Data = load_data(self.data_cfg, device)
+        seed_everything(self.cfg.seed)
+        self.model = blocks.build(arch, num_classes=self.data.num_classes, in_channels=self.data.in_channels,
+                                  image_size=self.data.image_size).to(device)
+        self.arch = self.model.config.model_dump(mode="json")
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        last = self.checkpoint_dir / "last.pt" if self.checkpoint_dir is not None else None
+        self.init = None if init is None else InitFrom.model_validate(init)
+        if self.init is not None:
+            if last is None or not last.is_file():  # resuming: last.pt wins
+                for line in init_weights(self.model, self.init.checkpoint):
+                    self.log(line)
+            if self.init.freeze:
+                self.log(f"frozen: {freeze(self.model, self.init.freeze):,} parameters under "
+                         f"{', '.join(self.init.freeze)}")
+        self.params = sum(p.numel() for p in self.model.parameters())
+        self.rank, self.net = 0, self.model
+        if distributed and torch.distributed.is_available() and torch.distributed.is_initialized():
+            self.rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            if not hasattr(self.data.train, "shard"):
+                raise DataError(f"data {self.data_cfg.name!r}: distributed training needs an in-memory data set")
+            self.data.train.shard(self.rank, world)
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.optimizers = make_optimizers(self.model, self.cfg)
+        self.steps = len(self.data.train) if self.cfg.max_steps_per_epoch is None else min(
+            len(self.data.train), self.cfg.max_steps_per_epoch)
+        factor = cosine_with_warmup(self.cfg.epochs * self.steps, round(self.cfg.warmup_epochs * self.steps))
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in self.optimizers]
+        self.autocast, use_scaler = _autocast(device, self.cfg)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+
+        self.history: list[dict] = []
+        self.best_val, self.epoch, self.prior_seconds, self.improved = -1.0, 0, 0.0, False
+        self._rng: dict | None = None  # a resumed run's RNG state, restored before its next epoch
+        if last is not None and last.is_file():
+            self._resume(last)
+        if self.checkpoint_dir is not None:
+            blocks.dump_config(self.model.config, self.checkpoint_dir / "arch.yaml")
+        self.log(f"training {self.arch.get('name')} ({self.params:,} params) on {self.data_cfg.name} "
+                 f"{self.data.sizes} for {self.cfg.epochs} epochs on {device}"
+                 + (f"; checkpoints in {self.checkpoint_dir}" if self.checkpoint_dir else "")
+                 + (f"; resuming after epoch {self.epoch}" if self.epoch else ""))
+        from rich.console import Console
+
+        # no live bar (a log file, a pipe): a plain line every LOG_EVERY_S seconds instead
+        self._plain = progress and not Console(stderr=True).is_terminal
+        self._last_line = time.perf_counter()
+
+    def log(self, msg: str) -> None:
+        if self.progress:
             print(msg, file=sys.stderr, flush=True)
 
-    init = None if init is None else InitFrom.model_validate(init)
-    if init is not None:
-        if ckpt_dir is None or not (ckpt_dir / "last.pt").is_file():  # resuming: last.pt wins
-            for line in init_weights(model, init.checkpoint):
-                log(line)
-        if init.freeze:
-            log(f"frozen: {freeze(model, init.freeze):,} parameters under {', '.join(init.freeze)}")
-    if on_model is not None:
-        on_model(model, data)
-    params = sum(p.numel() for p in model.parameters())
-    rank, net = 0, model
-    if distributed and torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        if not hasattr(data.train, "shard"):
-            raise DataError(f"data {data_cfg.name!r}: distributed training needs an in-memory data set")
-        data.train.shard(rank, world)
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizers = make_optimizers(model, train_cfg)
-    steps = len(data.train) if train_cfg.max_steps_per_epoch is None else min(
-        len(data.train), train_cfg.max_steps_per_epoch)
-    factor = cosine_with_warmup(train_cfg.epochs * steps, round(train_cfg.warmup_epochs * steps))
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in optimizers]
-    autocast, use_scaler = _autocast(device, train_cfg)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-
-    history: list[dict] = []
-    best_val, first_epoch, prior_seconds = -1.0, 0, 0.0
-    if ckpt_dir is not None and (ckpt_dir / "last.pt").is_file():
-        state = read_checkpoint(ckpt_dir / "last.pt", device, resume=True)
-        if state["arch"] != arch_dict:
-            raise CheckpointError(f"{ckpt_dir / 'last.pt'}: holds another architecture "
-                                  f"({state['arch'].get('name')!r}); allowed: a fresh checkpoint "
-                                  "directory, or this run's own")
-        model.load_state_dict(state["model"])
-        for obj, saved in zip(optimizers + schedulers, state["optimizers"] + state["schedulers"]):
+    def _resume(self, path: Path) -> None:
+        state = read_checkpoint(path, self.device, resume=True)
+        if state["arch"] != self.arch:
+            raise CheckpointError(f"{path}: holds another architecture ({state['arch'].get('name')!r}); "
+                                  "allowed: a fresh checkpoint directory, or this run's own")
+        self.model.load_state_dict(state["model"])
+        for obj, saved in zip(self.optimizers + self.schedulers, state["optimizers"] + state["schedulers"]):
             obj.load_state_dict(saved)
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        if device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu())
-        history, best_val = list(state["history"]), state["best_val_acc"]
-        first_epoch, prior_seconds = state["epoch"], state.get("wall_seconds", 0.0)
-    if ckpt_dir is not None:
-        blocks.dump_config(model.config, ckpt_dir / "arch.yaml")
+        self.scaler.load_state_dict(state["scaler"])
+        self._rng = state["rng"]
+        self.history, self.best_val = list(state["history"]), state["best_val_acc"]
+        self.epoch, self.prior_seconds = state["epoch"], state.get("wall_seconds", 0.0)
 
-    log(f"training {arch_dict.get('name')} ({params:,} params) on {data_cfg.name} {data.sizes} "
-        f"for {train_cfg.epochs} epochs on {device}" + (f"; checkpoints in {ckpt_dir}" if ckpt_dir else "")
-        + (f"; resuming after epoch {first_epoch}" if first_epoch else ""))
-    check_every = 1 if device.type == "cpu" else 50  # a finiteness check syncs the GPU
-    from rich.console import Console
+    def _rng_state(self) -> dict:
+        if self._rng is not None:
+            return self._rng
+        return {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}
 
-    # no live bar (a log file, a pipe): a plain line every LOG_EVERY_S seconds instead
-    plain = progress and not Console(stderr=True).is_terminal
-    last_line = time.perf_counter()
-    stopped_early = False
-    val_metrics: dict[str, float] | None = None
-    for epoch in range(first_epoch, train_cfg.epochs):
+    def evaluate(self, loader, per_image: bool = False) -> dict[str, Any]:
+        """:func:`evaluate` of this run's model on ``loader`` (a split of ``data``)."""
+        return evaluate(self.model, loader, self.device, self.autocast, per_image=per_image)
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train epoch ``epoch + 1`` and evaluate it on the validation split; logs its line
+        and returns its metrics (the history entry, plus ``val_correct`` with ``per_image``)."""
+        if self._rng is not None:  # resumed: the state the saved run would go on with
+            torch.set_rng_state(self._rng["torch"].cpu())
+            if self.device.type == "cuda" and self._rng.get("cuda") is not None:
+                torch.cuda.set_rng_state(self._rng["cuda"].cpu())
+            self._rng = None
+        cfg, device, epoch, steps, model = self.cfg, self.device, self.epoch, self.steps, self.model
+        check_every = 1 if device.type == "cpu" else 50  # a finiteness check syncs the GPU
         t0 = time.perf_counter()
         model.train()
-        data.train.set_epoch(epoch)
+        self.data.train.set_epoch(epoch)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        with _progress_bar(progress) as bar:
-            task = bar.add_task(f"epoch {epoch + 1}/{train_cfg.epochs}", total=steps, info="")
-            for step, (x, y) in enumerate(data.train):
+        with _progress_bar(self.progress) as bar:
+            task = bar.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps, info="")
+            for step, (x, y) in enumerate(self.data.train):
                 if step >= steps:
                     break
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with autocast():
-                    logits = net(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=train_cfg.label_smoothing)
-                for opt in optimizers:
+                with self.autocast():
+                    logits = self.net(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                for opt in self.optimizers:
                     opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if train_cfg.grad_clip is not None:
-                    for opt in optimizers:
-                        scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-                for opt in optimizers:
-                    scaler.step(opt)
-                scaler.update()
-                for sched in schedulers:
+                self.scaler.scale(loss).backward()
+                if cfg.grad_clip is not None:
+                    for opt in self.optimizers:
+                        self.scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                for opt in self.optimizers:
+                    self.scaler.step(opt)
+                self.scaler.update()
+                for sched in self.schedulers:
                     sched.step()
                 n = len(x)
                 loss_sum += loss.detach() * n
@@ -270,73 +296,96 @@ def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict,
                 seen += n
                 if (step + 1) % check_every == 0 or step + 1 == steps:
                     if not torch.isfinite(loss_sum):
-                        raise TrainingDiverged(epoch + 1, step + 1, loss.item(), schedulers[0].get_last_lr()[0])
+                        raise TrainingDiverged(epoch + 1, step + 1, loss.item(),
+                                               self.schedulers[0].get_last_lr()[0])
                     bar.update(task, completed=step + 1, info=f"loss {loss_sum.item() / seen:.3f}")
-                    if plain and time.perf_counter() - last_line >= LOG_EVERY_S:
-                        last_line = time.perf_counter()
-                        log(f"epoch {epoch + 1}/{train_cfg.epochs}  step {step + 1}/{steps}  "
-                            f"loss {loss_sum.item() / seen:.4f}  {seen / (last_line - t0):.0f} img/s")
+                    if self._plain and time.perf_counter() - self._last_line >= LOG_EVERY_S:
+                        self._last_line = time.perf_counter()
+                        self.log(f"epoch {epoch + 1}/{cfg.epochs}  step {step + 1}/{steps}  "
+                                 f"loss {loss_sum.item() / seen:.4f}  {seen / (self._last_line - t0):.0f} img/s")
         train_seconds = time.perf_counter() - t0
-        val_metrics = (evaluate(model, data.val, device, autocast, per_image=per_image)
-                       if data.val is not None else None)
+        val = self.evaluate(self.data.val, self.per_image) if self.data.val is not None else None
         metrics = {
             "epoch": epoch + 1,
             "train_loss": loss_sum.item() / max(seen, 1),
             "train_acc": correct.item() / max(seen, 1),
-            "val_loss": val_metrics["loss"] if val_metrics else None,
-            "val_acc": val_metrics["acc"] if val_metrics else None,
-            "lr": optimizers[0].param_groups[0]["lr"],
+            "val_loss": val["loss"] if val else None,
+            "val_acc": val["acc"] if val else None,
+            "lr": self.optimizers[0].param_groups[0]["lr"],
             "epoch_seconds": time.perf_counter() - t0,
             "images_per_second": seen / max(train_seconds, 1e-9),
-            "params": params,
+            "params": self.params,
         }
-        history.append(metrics)
-        if per_image and val_metrics is not None:
-            metrics = {**metrics, "val_correct": val_metrics["correct"]}  # not in the history
+        self.history.append(metrics)
+        self.epoch = epoch + 1
+        if self.per_image and val is not None:
+            metrics = {**metrics, "val_correct": val["correct"]}  # not in the history
         score = metrics["val_acc"] if metrics["val_acc"] is not None else metrics["train_acc"]
-        improved = score > best_val
-        best_val = max(best_val, score)
+        self.improved = score > self.best_val
+        self.best_val = max(self.best_val, score)
         val_text = f"val {metrics['val_acc']:.4f}" if metrics["val_acc"] is not None else "no val"
-        log(f"epoch {epoch + 1}/{train_cfg.epochs}  loss {metrics['train_loss']:.4f}  "
-            f"train {metrics['train_acc']:.4f}  {val_text}  lr {metrics['lr']:.4g}  "
-            f"{metrics['epoch_seconds']:.1f}s  {metrics['images_per_second']:.0f} img/s")
-        if ckpt_dir is not None and rank == 0:
-            common = {"model": model.state_dict(), "arch": arch_dict, "epoch": epoch + 1,
-                      "data": data_cfg.model_dump(mode="json"), "train": train_cfg.model_dump(mode="json"),
-                      "history": history, "best_val_acc": best_val, "params": params,
-                      "init": init.model_dump() if init is not None else None,
-                      "wall_seconds": prior_seconds + time.perf_counter() - start,
-                      "meta": {"num_classes": data.num_classes, "in_channels": data.in_channels,
-                               "image_size": data.image_size, "classes": data.classes,
-                               "mean": list(data.mean), "std": list(data.std)}}
-            if improved:
-                save_checkpoint(ckpt_dir / "best.pt", common)
-            rng = {"torch": torch.get_rng_state(),
-                   "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
-            save_checkpoint(ckpt_dir / "last.pt", {
-                **common, "optimizers": [o.state_dict() for o in optimizers],
-                "schedulers": [s.state_dict() for s in schedulers], "scaler": scaler.state_dict(), "rng": rng})
-        if on_epoch is not None and on_epoch(epoch + 1, dict(metrics)):
-            stopped_early = True
-            break
+        self.log(f"epoch {epoch + 1}/{cfg.epochs}  loss {metrics['train_loss']:.4f}  "
+                 f"train {metrics['train_acc']:.4f}  {val_text}  lr {metrics['lr']:.4g}  "
+                 f"{metrics['epoch_seconds']:.1f}s  {metrics['images_per_second']:.0f} img/s")
+        return metrics
 
-    if val_metrics is None and data.val is not None:  # nothing trained in this call (finished run)
-        val_metrics = evaluate(model, data.val, device, autocast)
-    test = evaluate(model, data.test, device, autocast) if data.test is not None else None
-    if on_end is not None:
-        on_end(model, data)
-    last = history[-1] if history else {}
-    result = {
-        "arch": arch_dict.get("name"), "data": data_cfg.name,
-        "train_acc": last.get("train_acc"),
-        "val_acc": val_metrics["acc"] if val_metrics else None,
-        "best_val_acc": best_val if data.val is not None and history else None,
-        "test_acc": test["acc"] if test else None,
-        "epochs": len(history), "stopped_early": stopped_early,
-        "wall_seconds": prior_seconds + time.perf_counter() - start,
-        "params": params, "checkpoint_dir": str(ckpt_dir) if ckpt_dir else None,
-        "history": history,
-    }
-    if progress:
-        print(json.dumps({k: v for k, v in result.items() if k != "history"}), flush=True)
-    return result
+    def save_checkpoint(self) -> None:
+        """``last.pt`` with the state to resume from, and ``best.pt`` when the last epoch
+        improved the best score; only with a ``checkpoint_dir``, only on rank 0."""
+        if self.checkpoint_dir is None or self.rank != 0:
+            return
+        data = self.data
+        common = {"model": self.model.state_dict(), "arch": self.arch, "epoch": self.epoch,
+                  "data": self.data_cfg.model_dump(mode="json"), "train": self.cfg.model_dump(mode="json"),
+                  "history": self.history, "best_val_acc": self.best_val, "params": self.params,
+                  "init": self.init.model_dump() if self.init is not None else None,
+                  "wall_seconds": self.prior_seconds + time.perf_counter() - self.start,
+                  "meta": {"num_classes": data.num_classes, "in_channels": data.in_channels,
+                           "image_size": data.image_size, "classes": data.classes,
+                           "mean": list(data.mean), "std": list(data.std)}}
+        if self.improved:
+            save_checkpoint(self.checkpoint_dir / "best.pt", common)
+        save_checkpoint(self.checkpoint_dir / "last.pt", {
+            **common, "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers], "scaler": self.scaler.state_dict(),
+            "rng": self._rng_state()})
+
+    def fit(self, on_epoch: Callable[[int, dict], bool | None] | None = None) -> dict[str, Any]:
+        """Train the remaining epochs, each followed by its checkpoint and ``on_epoch(epoch,
+        metrics)`` (returning True stops training), then evaluate on the validation and test
+        splits. Returns accuracies, timings, the parameter count and the history; with
+        ``progress``, also prints it (less the history) as one JSON line."""
+        stopped_early, val_acc = False, None
+        while self.epoch < self.cfg.epochs:
+            metrics = self.run_epoch()
+            val_acc = metrics["val_acc"]
+            self.save_checkpoint()
+            if on_epoch is not None and on_epoch(self.epoch, dict(metrics)):
+                stopped_early = True
+                break
+        if val_acc is None and self.data.val is not None:  # nothing trained in this call (finished run)
+            val_acc = self.evaluate(self.data.val)["acc"]
+        test = self.evaluate(self.data.test) if self.data.test is not None else None
+        last = self.history[-1] if self.history else {}
+        result = {
+            "arch": self.arch.get("name"), "data": self.data_cfg.name,
+            "train_acc": last.get("train_acc"),
+            "val_acc": val_acc,
+            "best_val_acc": self.best_val if self.data.val is not None and self.history else None,
+            "test_acc": test["acc"] if test else None,
+            "epochs": len(self.history), "stopped_early": stopped_early,
+            "wall_seconds": self.prior_seconds + time.perf_counter() - self.start,
+            "params": self.params, "checkpoint_dir": str(self.checkpoint_dir) if self.checkpoint_dir else None,
+            "history": self.history,
+        }
+        if self.progress:
+            print(json.dumps({k: v for k, v in result.items() if k != "history"}), flush=True)
+        return result
+
+
+def train(arch: Any, data_cfg: DataConfig | dict, train_cfg: TrainConfig | dict, *,
+          on_epoch: Callable[[int, dict], bool | None] | None = None, **setup: Any) -> dict[str, Any]:
+    """Train ``arch`` (a preset name, YAML path, dict or ``blocks.ArchConfig``) on the data
+    of ``data_cfg``: ``Trainer(arch, data_cfg, train_cfg, **setup).fit(on_epoch)`` (the set-up's
+    keywords: ``checkpoint_dir``, ``progress``, ``distributed``, ``per_image``, ``init``)."""
+    return Trainer(arch, data_cfg, train_cfg, **setup).fit(on_epoch)

@@ -17,7 +17,7 @@ import torch
 from ..cache import cache_dir, remove_if_owner_gone
 from ..study import StudyConfig
 from ..trial_record import pack_correct, worst
-from .loop import train
+from .loop import Trainer
 
 _SPACES: dict[str, Any] = {}  # per worker process: reused actors load a space once
 
@@ -124,45 +124,37 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
 
         # cost objectives (energy, SOPs ...): measured every epoch on the fixed batch
         per_epoch_cost = any(o.metric in TRIAL_METRICS for o in study.objectives)
-        built: dict = {}
-
-        def on_model(model, data) -> None:
-            built.update(arch=model.config.model_dump_json(), model=model)
-            if per_epoch_cost:
-                built["images"] = eval_batch(data, EVAL_IMAGES)
-
         train_cfg = study.train.model_copy(update={
             "epochs": study.fidelity.max_epochs,
             "seed": study.train.seed + int(config.get("repeat", 0)),
             "device": "cuda" if gpu else "cpu",
             "max_steps_per_epoch": study.fidelity.max_steps_per_epoch,
         })
+        trainer = Trainer(arch, study.data, train_cfg, progress=False, per_image=study.record_predictions,
+                          checkpoint_dir=getattr(report, "checkpoint_dir", None))
+        arch_json = trainer.model.config.model_dump_json()  # as built for the data: what is trained
+        images = eval_batch(trainer.data, EVAL_IMAGES) if per_epoch_cost else None
 
         def on_epoch(epoch: int, metrics: dict) -> None:
-            last.update(_numbers(metrics), epoch=epoch, T=arch.T, arch_json=built["arch"],
+            last.update(_numbers(metrics), epoch=epoch, T=arch.T, arch_json=arch_json,
                         wall_seconds=time.time() - start)
             if "val_correct" in metrics:
                 last["val_correct"] = pack_correct(metrics["val_correct"])
             if not math.isfinite(last.get("train_loss", 0.0)):
                 raise FloatingPointError(f"non-finite training loss at epoch {epoch}")
-            if epoch < train_cfg.epochs:  # the last epoch is reported by on_end, measured
+            if epoch < train_cfg.epochs:  # the last epoch is reported below, measured
                 if per_epoch_cost:
-                    m = measure(built["model"], built["images"])
+                    m = measure(trainer.model, images)
                     last.update({k: v for k, v in m.as_dict().items() if k != "T"})
                 report(dict(last))
 
-        def on_end(model, data) -> None:
-            if last.get("epoch", 0) < train_cfg.epochs:
-                return
-            m = measure(model, built.get("images") if per_epoch_cost else eval_batch(data, EVAL_IMAGES))
+        trainer.fit(on_epoch)
+        if last.get("epoch", 0) >= train_cfg.epochs:  # the trained model, after its final evaluation
+            m = measure(trainer.model, images if per_epoch_cost else eval_batch(trainer.data, EVAL_IMAGES))
             last.update({k: v for k, v in m.as_dict().items() if k != "T"},
                         layer_rates_json=json.dumps(m.layer_rates()),
                         wall_seconds=time.time() - start)
             report(dict(last))
-
-        train(arch, study.data, train_cfg, on_epoch=on_epoch, progress=False,
-              on_model=on_model, on_end=on_end,
-              per_image=study.record_predictions, checkpoint_dir=getattr(report, "checkpoint_dir", None))
     except Exception as err:  # noqa: BLE001 - every failure is recorded, the study goes on
 
         if isinstance(err, torch.cuda.OutOfMemoryError):
