@@ -1,4 +1,5 @@
-"""Train one architecture on one data set: the command over nas/training/loop.py.
+"""Train one architecture on one data set: the command over nas/training/ (the run its
+options describe: plan.py; the training loop: loop.py).
 
     python -m nas.train --arch tiny --data digits --image-size 16 --epochs 5 --T 2 --lr 0.1
     python -m nas.train --arch-config winners/rank01_trial12.yaml    # an export, its recipe
@@ -15,46 +16,18 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from pydantic import ValidationError
 
 from blocks.config import one_line
 from blocks.errors import NasError
 from blocks.neurons import BACKENDS
-from blocks.neurons.backends import why_not
 
 from .cache import folder_problem
-from .training.checkpoint import CheckpointError
 from .recipe import SOURCES, DataConfig, TrainConfig
+from .training.checkpoint import CheckpointError
 from .training.data import DataError
 from .training.finetune import InitError
-from .training.loop import TrainingDiverged, resolve_device, train
-
-
-# --------------------------------------------------------------------------------- CLI
-
-
-class _UsageError(Exception):
-    def __init__(self, flag: str, message: str):
-        super().__init__(f"{flag}: {message}" if flag else message)
-
-
-def _flag(field: str) -> str:
-    return "--" + {"T": "T", "name": "data", "root": "data-root"}.get(field, field.replace("_", "-"))
-
-
-def _validation_message(err: ValidationError) -> str:
-    return "; ".join(f"{_flag(str(e['loc'][0]))}: {e['msg']}" if e["loc"] else e["msg"] for e in err.errors())
-
-
-# flag (argparse dest) -> (section, field); the defaults are the configs' own, or an
-# exported architecture file's recipe (what its trial was trained with)
-_DATA_FLAGS = {"data": "name", "data_root": "root", "download": "download", "image_size": "image_size",
-               "subset": "subset", "val_fraction": "val_fraction", "seed": "seed", "augment": "augment",
-               "batch_size": "batch_size", "num_workers": "num_workers", "decode": "decode"}
-_TRAIN_FLAGS = {"epochs": "epochs", "lr": "lr", "optimizer": "optimizer", "weight_decay": "weight_decay",
-                "warmup_epochs": "warmup_epochs", "label_smoothing": "label_smoothing",
-                "grad_clip": "grad_clip", "amp": "amp", "seed": "seed", "device": "device",
-                "max_steps_per_epoch": "max_steps_per_epoch"}
+from .training.loop import TrainingDiverged, train
+from .training.plan import PlanError, plan_run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,92 +84,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _configs(args: argparse.Namespace):
-    import blocks
-
-    flag, source = ("--arch", args.arch) if args.arch is not None else ("--arch-config", args.arch_config)
-    if args.arch_config is not None and not Path(args.arch_config).is_file():
-        raise _UsageError(flag, f"no such file: {args.arch_config}")
-    if args.T is not None and args.T < 1:
-        raise _UsageError("--T", f"must be >= 1, got {args.T}")
-    try:
-        arch = blocks.load_config(source, **({} if args.T is None else {"T": args.T}))
-        recipe = blocks.read_recipe(args.arch_config) if args.arch_config else None
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        raise _UsageError(flag, str(err).strip("'\"")) from None
-    recipe = recipe or {}
-    data_over = {f: getattr(args, k) for k, f in _DATA_FLAGS.items() if getattr(args, k) is not None}
-    train_over = {f: getattr(args, k) for k, f in _TRAIN_FLAGS.items() if getattr(args, k) is not None}
-    if args.data is not None and args.data != recipe.get("data", {}).get("name"):
-        recipe = {**recipe, "data": {}}  # another data set: none of the recipe's data settings
-    data_fields = {**recipe.get("data", {}), **data_over}
-    if "name" not in data_fields:
-        raise _UsageError("--data", "required (the architecture has no recipe); allowed: " + ", ".join(SOURCES))
-    name, root = data_fields["name"], data_fields.get("root")
-    if name in ("npz", "imagefolder", "imagenet"):
-        if root is None:
-            raise _UsageError("--data-root", f"required with --data {name}")
-        if not Path(root).expanduser().exists():
-            raise _UsageError("--data-root", f"not found: {root}")
-    try:
-        data = DataConfig.model_validate(data_fields)
-        cfg = TrainConfig.model_validate({**recipe.get("train", {}), **train_over})
-    except ValidationError as err:
-        raise _UsageError("", _validation_message(err)) from None
-    try:
-        device = resolve_device(cfg.device)
-    except ValueError as err:
-        raise _UsageError("--device", str(err)) from None
-    if data.image_size is not None:
-        try:
-            blocks.load_config(arch, image_size=data.image_size)
-        except blocks.ConfigError as err:
-            raise _UsageError("--image-size" if args.image_size else "--arch-config: recipe.data.image_size",
-                              f"{data.image_size}: {one_line(err)}") from None
-    if args.neuron_backend is not None:
-        arch = blocks.with_neuron_backend(arch, args.neuron_backend)
-    for field, backend in blocks.neuron_backends(arch).items():  # the flag's, or the file's
-        reason = why_not(backend, device)
-        if reason is not None:
-            allowed = ", ".join(b for b in BACKENDS if why_not(b, device) is None)
-            raise _UsageError("--neuron-backend" if args.neuron_backend is not None else f"{flag}: {field}",
-                              f"{backend!r} cannot run on {device.type}: {reason.removeprefix('it ')}; "
-                              f"allowed on {device.type}: {allowed}")
-    threads = args.threads if args.threads is not None else recipe.get("threads")
-    if threads is not None and threads < 1:
-        raise _UsageError("--threads", f"must be >= 1, got {threads}")
-    return arch, data, cfg, threads
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # exits 2 with a usage message on unknown flags/choices
     prog = "nas.train: error"
     try:
-        arch, data, cfg, threads = _configs(args)
-    except _UsageError as err:
+        plan = plan_run(vars(args))
+    except PlanError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
-    if args.freeze and not args.init_from:
-        print(f"{prog}: --freeze: only with --init-from (fine-tuning)", file=sys.stderr)
-        return 2
-    init = {"checkpoint": args.init_from, "freeze": args.freeze or []} if args.init_from else None
-    if threads is not None:
-        torch.set_num_threads(threads)
-    out = args.out or f"runs/train/{arch.name}-{data.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if plan.threads is not None:
+        torch.set_num_threads(plan.threads)
+    out = args.out or f"runs/train/{plan.arch.name}-{plan.data.name}-{datetime.now():%Y%m%d-%H%M%S}"
     why = folder_problem(Path(out))
     if why:
         print(f"{prog}: --out: {out}: {why}; allowed: a folder that can be created and written",
               file=sys.stderr)
         return 2
     try:
-        result = train(arch, data, cfg, checkpoint_dir=out, progress=not args.no_progress, init=init)
+        result = train(plan.arch, plan.data, plan.train, checkpoint_dir=out, progress=not args.no_progress,
+                       init=plan.init)
         if args.no_progress:  # train() prints the final JSON line only with progress on
             print(json.dumps({k: v for k, v in result.items() if k != "history"}), flush=True)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; run again with --out {out} to resume", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - one line, never a traceback
-        code, line = _training_error(err, data)
+        code, line = _training_error(err, plan.data)
         print(f"{prog}: {line}", file=sys.stderr)
         return code
     return 0
