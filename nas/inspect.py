@@ -5,10 +5,8 @@
 
 Images: the first ``--images`` validation images of ``--data``, else of the data the
 checkpoint was trained on, else of the ``--arch-config`` file's recipe (an export's: the
-study's data, at the network's image size); without any, Gaussian noise (BatchNorm
-calibrated on it so that an untrained network fires: the counts show the structure, not
-trained behaviour), and the output says so.
-Counts are per image; see :mod:`nas.metrics` for the definitions.
+study's data, at the network's image size); without any, Gaussian noise, and the output
+says so (nas/analysis/inspection.py). Counts are per image; see :mod:`nas.metrics`.
 """
 from __future__ import annotations
 
@@ -18,9 +16,8 @@ import math
 import sys
 from pathlib import Path
 
-import torch
-
-from .metrics import E_AC, E_MAC, ModelMetrics, measure
+from .analysis.inspection import inspect_network
+from .metrics import E_AC, E_MAC, ModelMetrics
 
 
 def _si(x: float, unit: str = "") -> str:
@@ -76,51 +73,6 @@ def render(m: ModelMetrics, title: str, layers: bool = False) -> None:
         console.print(ot)
 
 
-def _data_source(args, meta: dict | None) -> tuple[str, dict] | None:
-    """Where the images come from: ``--data`` (with the recipe's settings when it names the
-    same data set), the checkpoint's data, or the ``--arch-config`` file's recipe."""
-    import blocks
-
-    recipe = (blocks.read_recipe(args.arch_config) or {}).get("data") if args.arch_config else None
-    if args.data:
-        same = recipe if recipe and recipe.get("name") == args.data else {}
-        root = {"root": args.data_root} if args.data_root else {}
-        return "--data", {**same, "name": args.data, **root}
-    if meta and meta.get("data"):
-        return "the checkpoint's data", meta["data"]
-    if recipe:
-        return f"the recipe of {args.arch_config}", recipe
-    return None
-
-
-def _images(args, model, meta: dict | None) -> tuple[torch.Tensor, str, bool]:
-    """(images, where they come from, whether they are real data); the images at the
-    network's size (an export's digits were upsampled to it, say)."""
-    from .recipe import DataConfig
-    from .training.data import load_data
-    from .metrics import eval_batch
-
-    source = _data_source(args, meta)
-    for what, src in [source] if source else []:
-        try:
-            data = load_data(DataConfig.model_validate({**src, "batch_size": args.images,
-                                                        "image_size": model.config.image_size}),
-                             torch.device("cpu"))
-            x = eval_batch(data, args.images)
-            return x, f"{len(x)} validation images of {src.get('name')} ({what})", True
-        except Exception as err:  # noqa: BLE001
-            if what == "--data":
-                raise ValueError(f"--data: {err}") from None
-            print(f"note: {what} did not load ({type(err).__name__}: {err}); using noise",
-                  file=sys.stderr)
-    cfg = model.config
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(args.images, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g)
-    print("note: no data (no --data, no checkpoint data, no recipe in --arch-config): measured on "
-          "Gaussian noise; the counts show the structure, not trained behaviour", file=sys.stderr)
-    return x, f"{args.images} GAUSSIAN-NOISE images, not data", False
-
-
 def main(argv: list[str] | None = None) -> int:
     import blocks
 
@@ -147,45 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: give --arch-config, --arch or --checkpoint", file=sys.stderr)
         return 2
     try:
-        for flag, path in (("--arch-config", args.arch_config), ("--checkpoint", args.checkpoint)):
-            if path and not Path(path).is_file():
-                raise ValueError(f"{flag}: no such file: {path}")
-        meta = None
-        over = {k: v for k, v in (("T", args.T), ("image_size", args.image_size)) if v is not None}
-        if args.checkpoint:
-            from .training.checkpoint import CheckpointError, load_weights, read_checkpoint
-
-            try:
-                state = read_checkpoint(args.checkpoint)
-            except CheckpointError as err:
-                raise ValueError(f"--checkpoint: {err}") from None
-            meta = {k: v for k, v in state.items() if k in ("data", "arch", "epoch", "best_val_acc")}
-            source = args.arch_config or args.arch or state["arch"]
-            model = blocks.build(source, **over)
-            try:
-                load_weights(model, state["model"])
-            except ValueError as err:
-                raise ValueError(f"--checkpoint: {err}") from None
-        else:
-            model = blocks.build(args.arch_config or args.arch, **over)
-        images, where, real = _images(args, model, meta)
-        if images.shape[1] != model.config.in_channels:
-            raise ValueError(f"--data: the {where} have {images.shape[1]} channel(s), the network "
-                             f"takes {model.config.in_channels} (its in_channels)")
-        if not args.checkpoint:
-            from .verify import calibrate_bn
-
-            calibrate_bn(model, images)
-        m = measure(model, images, e_ac=args.e_ac * 1e-12, e_mac=args.e_mac * 1e-12)
+        result = inspect_network(arch_config=args.arch_config, arch=args.arch, checkpoint=args.checkpoint,
+                                 data=args.data, data_root=args.data_root, images=args.images, T=args.T,
+                                 image_size=args.image_size, e_ac=args.e_ac * 1e-12, e_mac=args.e_mac * 1e-12)
     except (ValueError, KeyError, FileNotFoundError, blocks.ConfigError) as err:
         print(f"{prog}: {str(err).strip(chr(34) + chr(39))}", file=sys.stderr)
         return 2
-    name = model.config.name
-    what = (f"checkpoint {args.checkpoint} (epoch {meta.get('epoch')})" if args.checkpoint
-            else "untrained, BatchNorm calibrated on the images")
-    render(m, f"{name}: {what}; {where}", layers=args.layers)
+    render(result.metrics, result.title, layers=args.layers)
     if args.json:
-        Path(args.json).write_text(json.dumps(m.to_json(), indent=1))
+        Path(args.json).write_text(json.dumps(result.metrics.to_json(), indent=1))
         print(f"wrote {args.json}")
     return 0
 
