@@ -1,2 +1,3 @@
-"""Training stage: data sources and loaders, checkpoints, fine-tuning from a parent, the Ray
-Tune trainable that runs one trial and the lineage of promotion stages."""
+"""Training stage: data sources and loaders, the training loop (a ``Trainer``: set-up,
+epochs, evaluation, checkpoints), the run ``nas.train``'s options describe, checkpoints,
+fine-tuning from a parent, and the Ray Tune trainable that runs one trial."""
