@@ -16,6 +16,7 @@ from nas.training.checkpoint import save_checkpoint
 from nas.inspect import main as inspect_main
 from nas.run import main as run_main
 from nas.study import Override, load_study
+from tests.studyruns import run_here
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,8 +83,8 @@ def test_headline_study_offline_says_which_flag_to_use(clone, capsys, monkeypatc
 
 def test_a_study_that_cannot_be_placed_fails_at_once(clone):
     started = time.time()
-    proc = cli("nas.run", "studies/skip_connections.yaml", "--data", "digits",
-               "--set", "data.image_size=32", cwd=clone, timeout=120)
+    proc = run_here("nas.run", "studies/skip_connections.yaml", "--data", "digits",
+                    "--set", "data.image_size=32", cwd=clone)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "resources: a trial asks 4 CPUs and 0.25 GPUs" in proc.stderr
     assert "--set resources.cpu=1 --set resources.gpu=0" in proc.stderr

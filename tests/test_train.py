@@ -15,6 +15,7 @@ from nas.training.checkpoint import read_checkpoint
 from nas.training.data import load_data
 from nas.train import main as train_main
 from nas.recipe import TrainConfig
+from tests.studyruns import run_here
 from nas.training.loop import (Trainer, TrainingDiverged, cosine_with_warmup, evaluate, load_checkpoint,
                                make_optimizers, train)
 
@@ -210,7 +211,10 @@ def _cli(*args, cwd=REPO):
      "--neuron-backend", ["CUDA only", "allowed on cpu: auto, torch, spikingjelly"]),
 ])
 def test_cli_bad_input_exits_2_with_one_message(tmp_path, args, flag, words):
-    proc = _cli(*[a.format(tmp=tmp_path) for a in args], "--out", str(tmp_path / "run"))
+    # in this process: the command's checks, without a new interpreter's imports (the
+    # process entry itself is the smoke run's below)
+    proc = run_here("nas.train", *[a.format(tmp=tmp_path) for a in args], "--out", str(tmp_path / "run"),
+                    cwd=REPO)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and flag in proc.stderr
     for word in words:
