@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import tempfile
 import sys
@@ -30,6 +31,7 @@ def asha_run(tmp_path_factory, studies):
                                "RAY_TMPDIR": str(ray_tmp)})  # a Ray of its own, started and removed
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not list(ray_tmp.rglob("session_2*"))  # its Ray session (logs) is removed
+    shutil.rmtree(ray_tmp)  # the folder this test made for it
     return tmp, url, proc, time.time() - started
 
 
