@@ -17,11 +17,11 @@ import time
 import warnings
 from pathlib import Path
 
-from ray import tune
-from ray.tune import Callback
 import optuna
 import ray
 import torch
+from ray import tune
+from ray.tune import Callback
 
 import blocks
 from blocks.config import one_line
@@ -47,7 +47,6 @@ def open_study(cfg: StudyConfig, space, fresh: bool = False):
     """The Optuna study of ``cfg`` in its storage, created if needed; refuses a stored
     study of the same name that searched something else (another space, data, recipe,
     fidelity or objectives: Optuna would load it silently and mix the results)."""
-
     storage = open_study_storage(cfg)
     if fresh:
         try:
@@ -159,7 +158,6 @@ def start_local_ray() -> str:
 def _probe(address: str, attempts: int = 3, timeout: float = 2.0) -> None:
     """A ``host:port`` Ray address must accept a connection within a few seconds (Ray itself
     would retry for minutes); ``auto`` is left to Ray."""
-
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not port.isdigit():
         return
@@ -216,7 +214,6 @@ def _session_owner(session: Path) -> int | None:
 def ray_session(cfg: StudyConfig):
     """Ray for one or several runs (``nas.calibrate`` trains two studies in one): started or
     joined here; a local Ray this call started is shut down, its session folder removed."""
-
     mine = not ray.is_initialized()
     _init_ray(cfg)
     try:
@@ -230,7 +227,6 @@ def ray_session(cfg: StudyConfig):
 
 def check_resources(cfg: StudyConfig) -> None:
     """Fail before any trial when no node of the Ray cluster can hold one trial."""
-
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     need = {"CPU": cfg.resources.cpu, "GPU": cfg.resources.gpu}
     if any(all(node.get(k, 0.0) >= v for k, v in need.items() if v > 0) for node in nodes):
@@ -309,9 +305,6 @@ def check_data_and_space(cfg: StudyConfig, space) -> tuple[tuple[int, int, int],
     small grid) for this data: an image size the networks cannot take, or a bound that
     makes an absurd network, fails here rather than in every trial. Returns the images'
     (channels, height, width) and the number of classes."""
-
-
-
     try:
         data = load_data(cfg.data, "cpu")
     except DataError as err:
@@ -351,7 +344,6 @@ def check_race_budget(cfg: StudyConfig, points: int, budget: int) -> None:
 def fixed_design(cfg: StudyConfig, space):
     """The points of a fixed design, and the factorial design itself (None for a grid),
     whose fraction, generators and aliases are printed here."""
-
     if cfg.sampler.name != "factorial":
         return space.grid(), None
     try:
@@ -374,7 +366,6 @@ def _command(module: str, cfg: StudyConfig, smoke: bool, overrides: list[Overrid
 
 def dashboard_command(cfg: StudyConfig) -> str:
     """optuna-dashboard on the study's storage, with its trials' artifacts (figures, YAML)."""
-
     return (f"optuna-dashboard {shlex.quote(cfg.storage_url)} "
             f"--artifact-dir {shlex.quote(str(artifact_dir(cfg)))}")
 
@@ -390,8 +381,6 @@ def print_next_steps(cfg: StudyConfig, smoke: bool, overrides: list[Override] = 
 
 def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining: int) -> None:
     """Ray Tune trials sampled through the study's searcher until the budget is reached."""
-
-
     check_resources(cfg)
     warn_if_not_shared(cfg)
     searcher = StudySearcher(cfg, space, storage, budget=budget)
@@ -429,7 +418,6 @@ def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining:
 def _reload(cfg: StudyConfig, storage):
     """The study as stored now: another driver's ``--fresh`` may have deleted and created it
     again while this run trained (the searcher writes by name, so the trials are there)."""
-
     try:
         return optuna.load_study(study_name=cfg.name, storage=storage)
     except KeyError:
@@ -441,8 +429,6 @@ def _reload(cfg: StudyConfig, storage):
 def run(cfg: StudyConfig, fresh: bool = False) -> "object":
     """Run (or continue) the study, print its ranking and what its scheduler adds; returns
     the Optuna study."""
-
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     output_folder(cfg.run_dir, "runs_dir", cfg.source)
     space = cfg.load_space()
