@@ -17,7 +17,7 @@ from nas.training.data import load_data
 from nas.export import export_stage
 from nas.training.finetune import InitError, init_weights
 from nas.promotion.lineage import SEARCH, lineage_frame, lineage_markdown
-from nas.promote import promote
+from nas.promotion.stage import promote
 from nas.study import load_study
 
 SYNTH = {"n_train": 192, "n_test": 0, "size": 8, "channels": 1, "num_classes": 4, "noise": 10.0}
