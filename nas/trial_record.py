@@ -25,7 +25,6 @@ import numpy as np
 CORRECT_KEY = "nas:val_correct:"  # + epoch: a trial system attr, one per epoch
 DUPLICATE_OF = "duplicate_of"  # a proposal of a point the study had, never trained
 INTERRUPTED = "interrupted"  # a trial whose driver was stopped; its point was queued again
-REPEAT = "repeat"
 FIXED_PARAMS = "fixed_params"  # system attr of a queued trial: the point it will train
 
 
@@ -44,10 +43,6 @@ def trial_point(t) -> dict:
 def is_proposal_only(t) -> bool:
     """A proposal of a point the study already had, recorded but never trained."""
     return DUPLICATE_OF in t.user_attrs
-
-
-def repeat_of(t) -> int:
-    return int(t.user_attrs.get(REPEAT, 0))
 
 
 def worst(direction: str) -> float:

@@ -33,6 +33,15 @@ def run_here(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
 
 
+def run_study(studies: Path, name: str, tmp: Path) -> tuple[str, subprocess.CompletedProcess]:
+    """``nas.run`` of ``studies/<name>.yaml`` in ``tmp`` (:func:`run_here`) with an SQLite
+    storage there; it must succeed. Returns the storage URL and the run."""
+    url = f"sqlite:///{tmp / 'optuna.db'}"
+    proc = run_here("nas.run", str(studies / f"{name}.yaml"), "--storage", url, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return url, proc
+
+
 def load(url: str, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=url)
 

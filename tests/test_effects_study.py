@@ -10,15 +10,13 @@ from nas.effects import main as effects
 from nas.report import main as report
 from search_spaces import load_space
 from search_spaces.design import fractional_design
-from tests.studyruns import run_here, trained
+from tests.studyruns import run_study, trained
 
 
 @pytest.fixture(scope="module")
 def factorial_run(tmp_path_factory, studies):
     tmp = tmp_path_factory.mktemp("factorial")
-    url = f"sqlite:///{tmp / 'optuna.db'}"
-    proc = run_here("nas.run", str(studies / "factorial.yaml"), "--storage", url, cwd=tmp)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    url, proc = run_study(studies, "factorial", tmp)
     return tmp, url, proc.stdout
 
 

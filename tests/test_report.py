@@ -18,7 +18,7 @@ from nas.analysis.trial_table import pareto_mask
 from nas.report import main
 from nas.search.results import config_label
 from nas.study import Override, load_study
-from tests.studyruns import run_here
+from tests.studyruns import run_here, run_study
 
 
 
@@ -27,9 +27,7 @@ from tests.studyruns import run_here
 @pytest.fixture(scope="module")
 def pareto_run(tmp_path_factory, studies):
     tmp = tmp_path_factory.mktemp("pareto")
-    url = f"sqlite:///{tmp / 'optuna.db'}"
-    proc = run_here("nas.run", str(studies / "pareto.yaml"), "--storage", url, cwd=tmp)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    url, _ = run_study(studies, "pareto", tmp)
     return tmp, url
 
 
