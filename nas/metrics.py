@@ -197,7 +197,7 @@ def _dense_counter():
     return counter
 
 
-def _spiking_types() -> tuple[type, ...]:
+def spiking_types() -> tuple[type, ...]:
     from blocks.neurons.base import SpikingNeuron
 
     types: tuple[type, ...] = (SpikingNeuron,)
@@ -238,7 +238,7 @@ def measure(model: nn.Module, images: torch.Tensor, e_ac: float = E_AC,
     from spikingjelly.activation_based.op_counter import (DispatchCounterMode, MACCounter,
                                                           SynOpCounter)
 
-    from .verify import _exemption
+    from .mfi import exemption
 
     device = next((p.device for p in model.parameters()), images.device)
     images = images.to(device)
@@ -248,7 +248,7 @@ def measure(model: nn.Module, images: torch.Tensor, e_ac: float = E_AC,
     root = type(model).__name__
     syn, mac = SynOpCounter(), MACCounter()
     mac.rules.pop(torch.ops.aten.native_batch_norm.default, None)  # BN folds into weights
-    spiking = _spiking_types()
+    spiking = spiking_types()
     stats: dict[str, list[float]] = {}
 
     def on_spikes(s: torch.Tensor):
@@ -292,7 +292,7 @@ def measure(model: nn.Module, images: torch.Tensor, e_ac: float = E_AC,
         neurons = size // (steps * batch)
         layers.append(LayerRate(name=name, stage=stage_of(name), neurons=int(neurons),
                                 spikes=spikes / batch, firing_rate=spikes / size if size else 0.0))
-    exempt = _exemption(model)
+    exempt = exemption(model)
     adds, macs, dense_macs = _totals(syn), _totals(mac), _totals(dense)
     ops = []
     for name in _weight_layers(model):
@@ -337,9 +337,3 @@ def eval_batch(data, n: int = 64) -> torch.Tensor:
         if got:
             return torch.cat(got)[:n]
     raise ValueError("no images to measure metrics on: the data has no split with images")
-
-
-if __name__ == "__main__":  # these metrics' command line is nas.inspect's
-    import runpy
-
-    runpy.run_module("nas.inspect", run_name="__main__", alter_sys=True)

@@ -154,9 +154,9 @@ class GradNorm(Scorer):
 
 def _spiking_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The outermost spiking modules (a neuron inside a neuron is not a layer of its own)."""
-    from .metrics import _spiking_types
+    from .metrics import spiking_types
 
-    kinds = _spiking_types()
+    kinds = spiking_types()
     found = [(n, m) for n, m in model.named_modules() if isinstance(m, kinds)]
     return [(n, m) for n, m in found if not any(n.startswith(o + ".") for o, _ in found if o != n)]
 

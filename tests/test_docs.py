@@ -21,8 +21,6 @@ README_MAX_LINES = 120
 INSTALL = "python3 -m venv .venv && . .venv/bin/activate && python -m pip install -e '.[test]'"
 TEST = "python -m pytest -q"
 
-# `python -m nas.metrics` runs nas.inspect's command line (nas/metrics.py)
-MODULE_OF = {"nas.metrics": "nas.inspect"}
 # documented command lines that cannot be parsed, with the reason (none so far)
 UNPARSABLE: dict[str, str] = {}
 
@@ -216,7 +214,7 @@ def parse(module: str, argv: list[str], monkeypatch) -> argparse.Namespace:
         raise _Parsed(original(self, args, namespace))
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
-    command = importlib.import_module(MODULE_OF.get(module, module))
+    command = importlib.import_module(module)
     try:
         command.main(argv)
     except _Parsed as parsed:

@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 import blocks
-from nas.verify import calibrate_bn, mfi
+from nas.mfi import calibrate_bn, mfi
 
 
 def test_spiking_presets_are_multiplication_free():

@@ -53,8 +53,8 @@ def test_registry_and_unknown_scorer():
 def test_hook_sees_the_binary_spikes(space, images):
     torch.manual_seed(0)
     model = blocks.build(space.to_config({"PT": True, "depth": 1, "v_threshold": 1.0}))
-    from nas.metrics import _spiking_types
-    first = next(m for m in model.modules() if isinstance(m, _spiking_types()))
+    from nas.metrics import spiking_types
+    first = next(m for m in model.modules() if isinstance(m, spiking_types()))
     seen = []
     handle = first.register_forward_hook(lambda _m, _i, out: seen.append(out.detach().clone()))
     torch.manual_seed(0)
@@ -65,7 +65,7 @@ def test_hook_sees_the_binary_spikes(space, images):
     raw = seen[0]  # (T, B, ...): image i's code is its spikes at every step, in order
     assert torch.equal(codes, raw.transpose(0, 1).reshape(len(images), -1).to(torch.uint8))
     assert codes.shape == (8, raw[0, 0].numel() * 2) and 0 < codes.float().mean() < 1
-    n_layers = sum(1 for m in model.modules() if isinstance(m, _spiking_types()))
+    n_layers = sum(1 for m in model.modules() if isinstance(m, spiking_types()))
     assert len(run.codes) == n_layers  # every spiking layer, none twice
 
 

@@ -109,7 +109,7 @@ def inspect_network(*, arch_config: str | None = None, arch: str | None = None,
         raise InspectError(f"--data: the {where} have {x.shape[1]} channel(s), the network "
                            f"takes {model.config.in_channels} (its in_channels)")
     if not checkpoint:
-        from ..verify import calibrate_bn
+        from ..mfi import calibrate_bn
 
         calibrate_bn(model, x)
     m = measure(model, x, e_ac=e_ac, e_mac=e_mac)
