@@ -20,15 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from blocks.config import format_errors, load_yaml_text, one_line, read_mapping
 from blocks.errors import NasError
 
+from .objectives import METRIC_KINDS
 from .recipe import DataConfig, TrainConfig
 from .samplers import SAMPLER_KINDS, SAMPLERS, SamplerKind
 
 STUDY_DIR = Path(__file__).resolve().parents[1] / "studies"
 
-# metric -> its direction when used as an objective
-METRICS = {"val_acc": "maximize", "params": "minimize", "T": "minimize",
-           "energy_uj": "minimize", "sops": "minimize", "firing_rate": "minimize",
-           "sparsity": "minimize", "macs": "minimize", "ann_flops": "minimize"}
 SCHEDULERS = ("asha", "hyperband", "race", "none")
 
 
@@ -68,9 +65,9 @@ class Objective(_Strict):
 
     @model_validator(mode="after")
     def _known(self) -> "Objective":
-        if self.metric not in METRICS:
-            raise ValueError(f"metric: unknown {self.metric!r}; allowed: {', '.join(METRICS)}")
-        self.direction = self.direction or METRICS[self.metric]
+        if self.metric not in METRIC_KINDS:
+            raise ValueError(f"metric: unknown {self.metric!r}; allowed: {', '.join(METRIC_KINDS)}")
+        self.direction = self.direction or METRIC_KINDS[self.metric].direction
         return self
 
 

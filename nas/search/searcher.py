@@ -27,6 +27,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from ..metrics import TRIAL_METRICS
+from ..objectives import METRIC_KINDS
 from .storage import STALE_AFTER_S, Heartbeat, budget_lock, budget_used, drivers, is_stale, retried
 from .untried import UntriedFirst, steerable
 from ..study import StudyConfig
@@ -173,7 +174,7 @@ class StudySearcher(OptunaSearch):
         epoch, curve = int(result["epoch"]), self._curves.setdefault(trial_id, [])
         if "error" in result or epoch <= len(curve):
             return
-        value = result[self._cfg.objectives[0].metric]
+        value = METRIC_KINDS[self._cfg.objectives[0].metric].value(result)
         curve.append(value)
         if not self._cfg.multi_objective and math.isfinite(value):  # NaN: measured at the end
             ot.report(value, epoch)
@@ -216,7 +217,7 @@ class StudySearcher(OptunaSearch):
         elif attrs["epochs"] < self._cfg.fidelity.max_epochs:
             self._ot_study.tell(ot, state=TrialState.PRUNED)
         else:
-            values = [result[o.metric] for o in self._cfg.objectives]
+            values = [METRIC_KINDS[o.metric].value(result) for o in self._cfg.objectives]
             self._ot_study.tell(ot, values if len(values) > 1 else values[0])
 
 

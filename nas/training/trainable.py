@@ -15,6 +15,8 @@ from typing import Any
 import torch
 
 from ..cache import cache_dir, remove_if_owner_gone
+from ..metrics import EVAL_IMAGES, eval_batch, measure
+from ..objectives import METRIC_KINDS
 from ..study import StudyConfig
 from ..trial_record import pack_correct, worst
 from .loop import Trainer
@@ -120,10 +122,8 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
     last: dict = {**where(), "threads": threads}
     try:
         arch = _space(study).to_config(config["params"])
-        from ..metrics import EVAL_IMAGES, TRIAL_METRICS, eval_batch, measure
-
         # cost objectives (energy, SOPs ...): measured every epoch on the fixed batch
-        per_epoch_cost = any(o.metric in TRIAL_METRICS for o in study.objectives)
+        per_epoch_cost = any(METRIC_KINDS[o.metric].cost for o in study.objectives)
         train_cfg = study.train.model_copy(update={
             "epochs": study.fidelity.max_epochs,
             "seed": study.train.seed + int(config.get("repeat", 0)),
