@@ -8,7 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("blocks", "search_spaces", "nas")
 COMMANDS = ("run", "train", "export", "report", "promote", "inspect", "doctor", "zero_cost",
-            "calibrate", "effects", "studies")
+            "calibrate", "effects", "studies", "verify")
 STAGES = ("blocks", "search_spaces", "nas", "nas.training", "nas.search", "nas.promotion",
           "nas.analysis")  # then the commands; "nas": the study config and the shared modules
 KNOWN_UPWARD: set[tuple[str, str]] = set()  # none left: keep it so

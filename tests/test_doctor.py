@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from nas import doctor
+from nas.search.preflight import CHECKS, Check, CheckFailed, Machine, hide_password, register_check, run_checks
 
 
 def _run(capsys, *argv):
@@ -43,12 +44,33 @@ def test_a_backend_that_disagrees_fails_the_doctor(monkeypatch, capsys):
 
 
 def test_passwords_stay_hidden():
-    assert doctor._hide_password("postgresql+psycopg2://me:s3cret@db:5432/x") == \
+    assert hide_password("postgresql+psycopg2://me:s3cret@db:5432/x") == \
         "postgresql+psycopg2://me:***@db:5432/x"
 
 
 def test_ray_reports_what_it_sees(monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.setenv("RAY_TMPDIR", "/tmp/ray")
-    line = doctor.check_ray(None, torch.device("cpu"))
+    line = CHECKS["ray"].run(Machine(torch.device("cpu")))
     assert line.startswith("local: ") and "CPUs" in line and "GPUs" in line
+
+
+@pytest.mark.parametrize("name", [n for n in CHECKS if n != "ray"])  # ray: the test above
+def test_every_check_gives_one_line_or_fails_with_one(name, tmp_path):
+    """Each registered check (nas/search/preflight.py) on this machine's CPU: one line
+    naming what it found, or a CheckFailed of one line; none raises anything else."""
+    machine = Machine(torch.device("cpu"), storage_url=f"sqlite:///{tmp_path}/optuna.db", ray=False)
+    try:
+        line = CHECKS[name].run(machine)
+    except CheckFailed as err:
+        line = str(err)
+    assert line and "\n" not in line and len(line) < 1000, line
+    assert CHECKS[name].name == name
+
+
+def test_a_check_is_registered_once_and_a_missing_device_stops_the_rest():
+    with pytest.raises(ValueError, match="registered twice"):
+        register_check(type("Again", (Check,), {"name": "versions", "run": lambda self, m: ""}))
+    shown = []
+    failed = run_checks(Machine(torch.device("cuda", 99)), lambda *a: shown.append(a[:2]))
+    assert [n for n, _ in shown] == ["versions", "devices"] and failed[0][0] == "devices"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 from optuna.trial import TrialState
 
 import blocks
@@ -248,7 +247,7 @@ def test_train_logs_progress_lines_without_a_terminal(monkeypatch, capsys):
     assert "epoch 1/1  step 1/" in err and "img/s" in err
 
 
-@pytest.mark.parametrize("module", ["nas.verify", "nas.metrics", "nas.train", "nas.run", "nas.report",
+@pytest.mark.parametrize("module", ["nas.verify", "nas.doctor", "nas.inspect", "nas.train", "nas.run", "nas.report",
                                     "nas.export", "nas.promote", "nas.calibrate", "nas.zero_cost",
                                     "nas.studies", "nas.effects"])
 def test_every_command_has_help(module, capsys, monkeypatch):
