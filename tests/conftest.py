@@ -43,12 +43,15 @@ def studies(tmp_path_factory) -> Path:
     return dest
 
 
-# The files that run whole studies, longest first (seconds on 2 cores, serial). The two
-# test workers take files in collection order, so starting with these (longest job
-# first) keeps one worker from ending alone on a long file.
-LONGEST_FIRST = ("test_study_engine.py", "test_cluster.py", "test_study_faults.py",
-                 "test_new_user.py", "test_report.py", "test_effects_study.py", "test_train.py", "test_postgres.py",
-                 "test_storage.py")
+# Every file that takes seconds, longest first (seconds of one test worker, measured with
+# the suite on 2 cores). The two test workers take whole files in this order
+# (pyproject: --no-loadscope-reorder, else xdist orders files by their number of tests), so
+# the longest start first and the short ones fill the end: no worker ends alone on a long file.
+LONGEST_FIRST = ("test_cluster.py", "test_study_engine.py", "test_study_faults.py", "test_new_user.py",
+                 "test_report.py", "test_effects_study.py", "test_postgres.py", "test_benchmarks.py",
+                 "test_train.py", "test_malformed.py", "test_presets.py", "test_triton_lif.py",
+                 "test_storage.py", "test_doctor.py", "test_budget.py", "test_study_files.py",
+                 "test_cupy_lif.py", "test_racing_stats.py")
 
 
 # The files whose tests run studies (nas.run, nas.promote, nas.calibrate, in this process or

@@ -2,7 +2,6 @@
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from nas.search.pareto import crowding, front_ranks, pareto_order

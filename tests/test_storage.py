@@ -128,7 +128,7 @@ def test_a_trial_asked_but_not_claimed_is_stale_once_no_driver_lives(tmp_path):
     assert recover_interrupted(study) == 1 and study.get_trials()[0].state == TrialState.FAIL
     beat = Heartbeat(storage, study._study_id, interval=0.05)  # a live driver of this study
     try:
-        unclaimed, claimed = study.ask(), study.ask()
+        _unclaimed, claimed = study.ask(), study.ask()
         beat.claim(claimed._trial_id)
         assert recover_interrupted(study) == 0  # its driver lives: neither is taken
         first = study.get_trials()[-1].system_attrs["nas:heartbeat"]

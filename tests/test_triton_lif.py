@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from blocks.neurons import LIF
 
 CHECKS = Path(__file__).with_name("triton_interpreted.py")
 
