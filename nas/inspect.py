@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .analysis.inspection import inspect_network
 from .metrics import E_AC, E_MAC, ModelMetrics
+from .recipe import SOURCES
 
 
 def _si(x: float, unit: str = "") -> str:
@@ -75,8 +76,6 @@ def render(m: ModelMetrics, title: str, layers: bool = False) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     import blocks
-
-    from .recipe import SOURCES
 
     ap = argparse.ArgumentParser(prog="python -m nas.inspect", description=__doc__.split("\n")[0])
     arch = ap.add_mutually_exclusive_group()

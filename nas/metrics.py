@@ -39,6 +39,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from blocks.neurons.base import SpikingNeuron
+
+from .mfi import exemption
+
 E_AC = 0.9e-12  # J per accumulate (addition), 45 nm
 E_MAC = 4.6e-12  # J per multiply-accumulate, 45 nm
 
@@ -198,8 +202,6 @@ def _dense_counter():
 
 
 def spiking_types() -> tuple[type, ...]:
-    from blocks.neurons.base import SpikingNeuron
-
     types: tuple[type, ...] = (SpikingNeuron,)
     try:
         from spikingjelly.activation_based.neuron import BaseNode
@@ -235,10 +237,11 @@ def measure(model: nn.Module, images: torch.Tensor, e_ac: float = E_AC,
     eval mode and count spikes, synaptic additions, MACs and the ANN's FLOPs, per image.
     ``e_ac`` and ``e_mac`` are in joules. The model's train/eval state is restored."""
     from spikingjelly.activation_based import monitor
-    from spikingjelly.activation_based.op_counter import (DispatchCounterMode, MACCounter,
-                                                          SynOpCounter)
-
-    from .mfi import exemption
+    from spikingjelly.activation_based.op_counter import (
+        DispatchCounterMode,
+        MACCounter,
+        SynOpCounter,
+    )
 
     device = next((p.device for p in model.parameters()), images.device)
     images = images.to(device)

@@ -34,6 +34,9 @@ import torch
 from torch import nn
 
 from blocks.errors import NasError
+
+from .metrics import spiking_types
+
 DEFAULT_SCORERS = ("snn_hamming", "params")
 
 
@@ -154,8 +157,6 @@ class GradNorm(Scorer):
 
 def _spiking_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The outermost spiking modules (a neuron inside a neuron is not a layer of its own)."""
-    from .metrics import spiking_types
-
     kinds = spiking_types()
     found = [(n, m) for n, m in model.named_modules() if isinstance(m, kinds)]
     return [(n, m) for n, m in found if not any(n.startswith(o + ".") for o, _ in found if o != n)]

@@ -14,13 +14,11 @@ import sys
 import time
 from datetime import datetime
 
+from .search.storage import live_drivers, make_storage, open_study_storage
 from .study import StudyError, load_study, run_command
-from .search.storage import open_study_storage
 
 
 def _storage(args):
-    from .search.storage import make_storage
-
     if args.storage:
         return args.storage, make_storage(args.storage)
     if args.study:
@@ -32,7 +30,6 @@ def _storage(args):
 def describe(study) -> dict:
     """One study's line: name, trials by state, best, last activity, live drivers."""
     from .search.results import trial_counts
-    from .search.storage import live_drivers
 
     trials = study.get_trials(deepcopy=False)
     times = [t for t in (x.datetime_complete or x.datetime_start for x in trials) if t]
@@ -48,7 +45,6 @@ def describe(study) -> dict:
 
 def list_studies(url: str, storage) -> list[dict]:
     import optuna
-
     from rich.console import Console
     from rich.table import Table
 

@@ -14,15 +14,26 @@ from pathlib import Path
 from typing import Any, Callable, Literal, NamedTuple
 
 import yaml
-
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from blocks.config import format_errors, load_yaml_text, one_line, read_mapping
 from blocks.errors import NasError
+from search_spaces import SpaceError, load_space
+from search_spaces.design import parse_fraction
 
+from .cache import folder_problem
 from .objectives import METRIC_KINDS
 from .recipe import DataConfig, TrainConfig
 from .samplers import SAMPLER_KINDS, SAMPLERS, SamplerKind
+from .scoring import available_scorers
 
 STUDY_DIR = Path(__file__).resolve().parents[1] / "studies"
 
@@ -106,7 +117,6 @@ class Sampler(_Strict):
         if self.fraction is not None:
             if self.name != "factorial":
                 raise ValueError("fraction: only with name: factorial")
-            from search_spaces.design import parse_fraction
 
             parse_fraction(self.fraction)
         try:
@@ -190,8 +200,6 @@ class Prefilter(_Strict):
     @field_validator("score")
     @classmethod
     def _known(cls, v: str) -> str:
-        from .scoring import available_scorers
-
         if v not in available_scorers():
             raise ValueError(f"unknown scorer {v!r}; allowed: {', '.join(available_scorers())}")
         return v
@@ -315,8 +323,6 @@ class StudyConfig(_Strict):
 
     def load_space(self):
         """The study's search space, on the study's base architecture if it names one."""
-        from search_spaces import SpaceError, load_space
-
         try:
             space = load_space(self.space)  # a problem inside the space file is named as such
         except SpaceError as err:
@@ -572,8 +578,6 @@ def add_common_flags(ap, search: bool = True) -> None:
 def output_folder(path: Path, field: str, source: str | None) -> Path:
     """``path`` if a command may write its outputs there, else a StudyError naming the
     field or flag (a file, a symbolic-link loop, a parent not writable); creates nothing."""
-    from .cache import folder_problem
-
     why = folder_problem(path)
     if why:
         where = f"{source}: {field}" if source and not field.startswith("--") else field

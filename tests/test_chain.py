@@ -9,12 +9,13 @@ import torch
 import yaml
 
 import blocks
+import nas.promotion.stage
 import nas.training.loop
 from nas.training.checkpoint import read_checkpoint, save_checkpoint
 from nas.search.cluster import checkpoint_dir
 from nas.search.storage import open_study_storage
 from nas.training.data import load_data
-from nas.export import export_stage
+from nas.promotion.winners import export_stage
 from nas.training.finetune import InitError, init_weights
 from nas.promotion.lineage import SEARCH, lineage_frame, lineage_markdown
 from nas.promotion.stage import promote
@@ -63,7 +64,7 @@ def test_a_killed_stage_resumes_and_the_chain_records_its_lineage(chain, monkeyp
     def killed_after_one_epoch(*args, **kw):
         return real(*args, **kw, on_epoch=lambda epoch, m: (_ for _ in ()).throw(KeyboardInterrupt))
 
-    monkeypatch.setattr(nas.training.loop, "train", killed_after_one_epoch)
+    monkeypatch.setattr(nas.promotion.stage, "train", killed_after_one_epoch)  # the stage's training
     with pytest.raises(KeyboardInterrupt):
         promote(chain, "ft")  # runs its ancestors first: killed in base, epoch 1 of 2
     monkeypatch.undo()

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .cupy_lif import NVRTC_OPTIONS, source
+from .triton_lif import NUM_WARPS, block_size
+
 
 class CompilerMissing(RuntimeError):
     """Triton or NVRTC (or Triton's CUDA backend) is not installed here."""
@@ -72,8 +75,7 @@ def compile_triton(variant: Variant, sm: int, n_multiple_of_16: bool = True) -> 
         from triton.compiler import ASTSource
     except ImportError as err:
         raise CompilerMissing(f"Triton is not installed ({err})") from None
-    from . import triton_kernels as tk
-    from .triton_lif import NUM_WARPS, block_size
+    from . import triton_kernels as tk  # needs triton: an optional dependency
 
     x = "*" + _TRITON_TYPE[variant.dtype]
     plif = variant.neuron == "plif"
@@ -108,7 +110,6 @@ def compile_cupy(sm: int) -> Compiled:
         from cuda.bindings import nvrtc
     except ImportError as err:
         raise CompilerMissing(f"NVRTC (cuda-bindings) is not installed ({err})") from None
-    from .cupy_lif import NVRTC_OPTIONS, source
 
     def check(result, *values):
         if result != nvrtc.nvrtcResult.NVRTC_SUCCESS:

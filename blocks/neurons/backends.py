@@ -24,10 +24,11 @@ import os
 import warnings
 
 import torch
-
 from torch import nn
 
+from .cupy_lif import cupy_multistep
 from .reference import reference_multistep
+from .triton_lif import triton_multistep
 
 KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # our fused kernels
 
@@ -110,12 +111,8 @@ def run(n: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if backend == "spikingjelly":
         return _spikingjelly(n, x)
     if backend == "cupy":
-        from .cupy_lif import cupy_multistep
-
         return cupy_multistep(x, leak=n.leak(), decay_input=n.decay_input, **_params(n))
     if backend == "triton":
-        from .triton_lif import triton_multistep
-
         return triton_multistep(x, leak=n.leak(), decay_input=n.decay_input, **_params(n))
     raise ValueError(f"backend: unknown {backend!r}")
 

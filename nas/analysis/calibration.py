@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..search.results import CALIBRATION_WARN
+from ..search.results import CALIBRATION_WARN, load_existing_study
 from ..study import Override, StudyConfig, StudyError, load_study
 from ..trial_record import is_proposal_only, point_key, trial_point
 
@@ -50,9 +50,8 @@ def _train_at(path: str, base: list[Override], extra: list[Override], suffix: st
 
 def calibrate(path: str, base: list[Override], low: list[Override], high: list[Override],
               k: int, smoke: bool = False) -> dict:
-    from ..search.racing_stats import kendall_tau, spearman, top_k_overlap
-
     from ..search.engine import ray_session
+    from ..search.racing_stats import kendall_tau, spearman, top_k_overlap
 
     cfg = load_study(path, base, smoke=smoke)
     points = cfg.load_space().distinct_points(k)
@@ -85,7 +84,6 @@ def free_calibration(cfg: StudyConfig) -> dict:
     import numpy as np
     from optuna.trial import TrialState
 
-    from ..search.results import load_existing_study
     from ..search.racing_stats import curve_calibration
 
     study = load_existing_study(cfg)

@@ -17,9 +17,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from blocks.tokens import AxialToken
+
 from ..plotting import fig_firing_rates, pyplot, save_figure
+from ..promotion.lineage import SEARCH
 from ..study import StudyConfig
 from .trial_table import METRIC_LABELS, configurations, drawn_value, pareto_mask
+
 
 @dataclass
 class FigureInputs:
@@ -241,8 +245,6 @@ class FiringRates(Figure):
 
 def token_mixing_weights(model, block: int = 0) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """``[(stage, W_h, W_w)]``: the axial token-mixing FC weights of one block per stage."""
-    from blocks.tokens import AxialToken
-
     out = []
     for i, stage in enumerate(getattr(model, "stages", [])):
         blocks_ = getattr(stage, "blocks", None)
@@ -363,8 +365,6 @@ class Lineage(Figure):
     def draw(self, inputs):
         """One colour per architecture, a segment from every stage's parent (its ``from``;
         none: the search) to the stage."""
-        from ..promotion.lineage import SEARCH
-
         frame = inputs.lineage
         parents = {k: st.parent for k, st in (inputs.cfg.promotion or {}).items()}
         plt, _ = pyplot()

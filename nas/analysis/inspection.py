@@ -18,6 +18,10 @@ from torch import nn
 from blocks.errors import NasError
 
 from ..metrics import E_AC, E_MAC, ModelMetrics, eval_batch, measure
+from ..mfi import calibrate_bn
+from ..recipe import DataConfig
+from ..training.checkpoint import CheckpointError, load_weights, read_checkpoint
+from ..training.data import load_data
 
 
 class InspectError(NasError):
@@ -51,9 +55,6 @@ def _data_source(arch_config: str | None, data: str | None, data_root: str | Non
 def _images(source: tuple[str, dict] | None, model: nn.Module, n: int) -> tuple[torch.Tensor, str]:
     """(images, where they come from); the images at the network's size (an export's digits
     were upsampled to it, say)."""
-    from ..recipe import DataConfig
-    from ..training.data import load_data
-
     for what, src in [source] if source else []:
         try:
             data = load_data(DataConfig.model_validate({**src, "batch_size": n,
@@ -90,8 +91,6 @@ def inspect_network(*, arch_config: str | None = None, arch: str | None = None,
     meta = None
     over = {k: v for k, v in (("T", T), ("image_size", image_size)) if v is not None}
     if checkpoint:
-        from ..training.checkpoint import CheckpointError, load_weights, read_checkpoint
-
         try:
             state = read_checkpoint(checkpoint)
         except CheckpointError as err:
@@ -109,8 +108,6 @@ def inspect_network(*, arch_config: str | None = None, arch: str | None = None,
         raise InspectError(f"--data: the {where} have {x.shape[1]} channel(s), the network "
                            f"takes {model.config.in_channels} (its in_channels)")
     if not checkpoint:
-        from ..mfi import calibrate_bn
-
         calibrate_bn(model, x)
     m = measure(model, x, e_ac=e_ac, e_mac=e_mac)
     what = (f"checkpoint {checkpoint} (epoch {meta.get('epoch')})" if checkpoint

@@ -12,8 +12,15 @@ from typing import Any
 
 import pandas as pd
 
-from ..search.results import space_order, trial_counts
+from ..metrics import eval_batch, measure
+from ..promotion.lineage import lineage_frame, lineage_markdown
+from ..recipe import DataConfig
+from ..search.prefilter import funnel_line
+from ..search.results import load_existing_study, space_order, trial_counts
 from ..study import StudyConfig
+from ..training.checkpoint import load_checkpoint
+from ..training.data import load_data
+from .calibration import calibration_markdown
 from .figures import FIGURE_KINDS, FIGURES, FigureInputs
 from .trial_table import best_trial, configurations, pareto_mask, top_points, trial_rows
 
@@ -95,11 +102,6 @@ def _checkpoint_model(path: str, cfg: StudyConfig, images: int):
     it was trained on (else the study's); metrics None with a note if no data loads."""
     import torch
 
-    from ..training.checkpoint import load_checkpoint
-    from ..recipe import DataConfig
-    from ..training.data import load_data
-    from ..metrics import eval_batch, measure
-
     model, meta = load_checkpoint(path, "cpu")
     note = None
     for source in (meta.get("data"), cfg.data.model_dump(mode="json")):
@@ -146,12 +148,9 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
     or the reason it was skipped}`` in the order of :data:`FIGURE_KINDS` (a figure for
     promotion stages only when the study has them). ``top``: only the best ``top``
     configurations' trials in the figures and tables (the trial counts stay the study's)."""
-    from .calibration import calibration_markdown
+    from ..search.racing import race_markdown
     from .effects import effects_markdown
     from .zero_cost_agreement import agreement_markdown
-    from ..search.prefilter import funnel_line
-    from ..search.racing import race_markdown
-    from ..search.results import load_existing_study
 
     study = load_existing_study(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,7 +165,6 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
                                     + ("\n## Prefilter\n\n" + funnel + "\n" if funnel else "")
                                     + "\n" + agreement_markdown(study))
     if cfg.promotion:  # the chain of promotion stages, when the study has one
-        from ..promotion.lineage import lineage_frame, lineage_markdown
 
         inputs.lineage = lineage_frame(cfg)
         figures.update({name: figure.draw(inputs) for name, figure in FIGURE_KINDS.items() if figure.promotion})

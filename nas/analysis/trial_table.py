@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..search.pareto import front_ranks
 from ..search.results import config_label, space_order
 from ..study import StudyConfig
 from ..trial_record import is_proposal_only, point_key
@@ -80,8 +81,6 @@ def top_points(df: pd.DataFrame, top: int | None) -> pd.DataFrame:
 
 def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Points not dominated when minimising ``x`` and maximising ``y``."""
-    from ..search.pareto import front_ranks
-
     return front_ranks(np.column_stack([-np.asarray(x, float), np.asarray(y, float)])) == 0
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import blocks
 
-from ..search.cluster import checkpoint_dir
+from ..search.cluster import checkpoint_dir, ray_storage_path
 from ..search.storage import open_study_storage
 from ..study import PromotionStage, StudyConfig, StudyError
+from ..training.loop import train
 from .lineage import candidates, chain, linked_name
 
 
@@ -32,15 +33,12 @@ def train_distributed(arch, data_cfg, train_cfg, stage: PromotionStage, ckpt: Pa
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from ..search.cluster import ray_storage_path
     from ..search.engine import ray_session
 
     def loop(config: dict) -> None:
         import json
 
         import torch.distributed as dist
-
-        from ..training.loop import train
 
         result = train(config["arch"], config["data"], config["train"], progress=False,
                        checkpoint_dir=config["ckpt"], distributed=True, init=config["init"])
@@ -92,8 +90,6 @@ def _forget_stage(cfg: StudyConfig, stage_name: str) -> None:
 
 def promote_stage(cfg: StudyConfig, stage_name: str, top: int | None = None):
     import optuna
-
-    from ..training.loop import train
 
     stage = cfg.promotion[stage_name]
     todo = candidates(cfg, stage_name, top or stage.top)

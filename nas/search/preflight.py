@@ -31,6 +31,8 @@ from typing import Callable, ClassVar
 import torch
 
 from blocks.errors import NasError
+from blocks.neurons import BACKENDS, LIF, PLIF, aot
+from blocks.neurons.backends import BackendFallbackWarning, resolve, why_not
 
 
 class CheckFailed(NasError):
@@ -131,9 +133,6 @@ class Devices(Check):
 
 def disagreement(backend: str, cls, dtype: torch.dtype, device: torch.device) -> str | None:
     """Why ``backend`` disagrees with the reference on a small random input, or None."""
-    from blocks.neurons import PLIF
-    from blocks.neurons.backends import BackendFallbackWarning
-
     torch.manual_seed(0)
     x = (torch.randn(4, 3, 1000, device=device) * 1.5).to(dtype)
     ref, other = cls(backend="torch").to(device), cls(backend=backend).to(device)
@@ -168,9 +167,6 @@ class Backends(Check):
     name = "backends"
 
     def run(self, machine):
-        from blocks.neurons import BACKENDS, LIF, PLIF
-        from blocks.neurons.backends import resolve, why_not
-
         device = machine.device
         auto = {str(dt).removeprefix("torch."): resolve("auto", device, dt, LIF)[0]
                 for dt in (torch.float32, torch.bfloat16)}
@@ -204,8 +200,6 @@ class Compilers(Check):
     name = "compilers"
 
     def run(self, machine):
-        from blocks.neurons import aot
-
         device = machine.device
         if device.type == "cuda":
             major, minor = torch.cuda.get_device_capability(device)

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .racing_stats import race_round
+from ..trial_record import correct_by_epoch, is_proposal_only, point_key
+from .racing_stats import (
+    diff_ci,
+    mean_ci,
+    pooled_seed_term,
+    race_round,
+    seed_interaction,
+)
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,7 @@ def race_rows(study, cfg) -> tuple[list[dict], int, int]:
     spent and those of the full grid."""
     from optuna.trial import TrialState
 
-    from .racing_stats import diff_ci, mean_ci, pooled_seed_term, seed_interaction
     from .results import config_label, space_order
-    from ..trial_record import correct_by_epoch, is_proposal_only, point_key
 
     by_point: dict[str, list] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):

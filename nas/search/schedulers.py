@@ -19,14 +19,26 @@ from typing import Callable
 
 import numpy as np
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, TrialScheduler
+from ray.tune.schedulers import (
+    ASHAScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    TrialScheduler,
+)
 
-from .effects_stats import (all_mains_decided, contrasts, estimate_effects, factor_levels,
-                            guard_drift, space_factors)
-from .pareto import front_ranks, pareto_order
-from .racing_stats import race_round
 from ..study import StudyConfig
 from ..trial_record import point_key, unpack_correct
+from .effects_stats import (
+    all_mains_decided,
+    contrasts,
+    estimate_effects,
+    factor_levels,
+    guard_drift,
+    space_factors,
+)
+from .pareto import front_ranks, pareto_order
+from .racing import print_race
+from .racing_stats import race_round
 
 
 class SchedulerKind(ABC):
@@ -100,8 +112,6 @@ class Race(SchedulerKind):
                              answered)
 
     def end_of_run(self, study, cfg):
-        from .racing import print_race
-
         print_race(study, cfg)
 
 

@@ -8,6 +8,7 @@ import time
 from typing import Callable, Sequence
 
 from ..scoring import Scorer, image_batch, score_points
+from ..training.data import load_data
 
 ATTR = "zero_cost"  # the Optuna study's user attr holding every scored point
 
@@ -30,8 +31,6 @@ def score_study(cfg, study, space, points: list[dict], scorers: Sequence[Scorer]
     and store them (:func:`store_scores`); the rows ``{point, scores, settings}``. Points
     already stored with the same settings and every requested score are not scored again
     (a resumed prefilter costs nothing)."""
-    from ..training.data import load_data
-
     data = load_data(cfg.data, "cpu")
     images, labels = image_batch(data, batch)
     arch = {"num_classes": data.num_classes, "in_channels": data.in_channels,

@@ -28,11 +28,26 @@ from ray.tune.search.optuna import OptunaSearch
 
 from ..metrics import TRIAL_METRICS
 from ..objectives import METRIC_KINDS
-from .storage import STALE_AFTER_S, Heartbeat, budget_lock, budget_used, drivers, is_stale, retried
-from .untried import UntriedFirst, steerable
 from ..study import StudyConfig
-from ..trial_record import CORRECT_KEY, DUPLICATE_OF, INTERRUPTED, point_key, trial_point
-
+from ..trial_record import (
+    CORRECT_KEY,
+    DUPLICATE_OF,
+    INTERRUPTED,
+    point_key,
+    trial_point,
+)
+from .artifacts import store_trial_artifacts
+from .results import config_label
+from .storage import (
+    STALE_AFTER_S,
+    Heartbeat,
+    budget_lock,
+    budget_used,
+    drivers,
+    is_stale,
+    retried,
+)
+from .untried import UntriedFirst, steerable
 
 MAX_REASKS = 20  # on a space too large to list: a sampler that keeps repeating gets its way
 
@@ -223,9 +238,6 @@ class StudySearcher(OptunaSearch):
 
     def _store_artifacts(self, ot, attrs: dict) -> None:
         """The trial's learning curve, firing rates and architecture, for the dashboard."""
-        from .artifacts import store_trial_artifacts
-        from .results import config_label
-
         order = [p.name for p in getattr(self._arch_space, "parameters", [])]
         store_trial_artifacts(self._cfg, ot, attrs, f"{self._cfg.name} trial {ot.number}: "
                                                     f"{config_label(ot.params, order)}")
