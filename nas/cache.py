@@ -4,7 +4,7 @@ anything is written (:func:`folder_problem`).
 
 ``$SPIKING_MLP_NAS_CACHE`` if set, else ``$XDG_CACHE_HOME/spiking-mlp-nas``, else
 ``~/.cache/spiking-mlp-nas``. Below it: ``data/`` (decoded small image folders, keyed by the
-path, size and mtime of every image) and ``trials/`` (a paused race trial's checkpoint while
+path, size and mtime of every image; scikit-learn's digits, split, per scikit-learn version) and ``trials/`` (a paused race trial's checkpoint while
 it runs; removed when the trial ends). Deleting the folder is always safe.
 """
 from __future__ import annotations

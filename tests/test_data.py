@@ -1,5 +1,6 @@
 """Data loading: every source, the validation split, augmentation and the folder cache."""
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,25 @@ def test_digits_offline():
     assert data.train.x.dtype == torch.uint8 and int(data.train.x.max()) == 255
     x, y = next(iter(data.test))
     assert x.shape == (128, 1, 8, 8) and y.dtype == torch.int64
+
+
+def test_digits_come_from_our_cache_without_scikit_learn(tmp_path, monkeypatch):
+    """The first load keeps the split arrays in our cache folder; a later process loads them
+    from there, the same images and labels, without importing scikit-learn (over a second
+    of every trial process), and a damaged cache file is made again."""
+    monkeypatch.setenv("SPIKING_MLP_NAS_CACHE", str(tmp_path))
+    cfg = DataConfig(name="digits", augment="none", val_fraction=0.1)
+    first = load_data(cfg)
+    (cache,) = (tmp_path / "data").glob("digits-sklearn-*.npz")
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # importing it now fails
+    again = load_data(cfg)
+    for split in ("train", "val", "test"):
+        a, b = getattr(first, split), getattr(again, split)
+        assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    assert again.train.flip is False and again.classes == first.classes
+    monkeypatch.delitem(sys.modules, "sklearn.datasets")
+    cache.write_bytes(b"not an npz")
+    assert torch.equal(load_data(cfg).test.x, first.test.x) and cache.stat().st_size > 1000
 
 
 def test_synthetic_is_learnable_by_class_means():

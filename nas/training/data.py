@@ -18,6 +18,7 @@ import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,14 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _digits(cfg: DataConfig) -> _Arrays:
+    """scikit-learn's bundled digits with a fixed 20% test split. Its arrays are kept in our
+    cache folder per scikit-learn version: importing scikit-learn takes over a second of
+    every trial process that loads them."""
+    cache = cache_dir("data") / f"digits-sklearn-{metadata.version('scikit-learn')}.npz"
+    cached = _load_cache(cache) if cache.is_file() else None
+    if cached is not None:
+        cached.flip = False
+        return cached
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -163,7 +172,12 @@ def _digits(cfg: DataConfig) -> _Arrays:
     y = d.target.astype(np.int64)
     # a fixed 20% test split, independent of cfg.seed, so scores stay comparable
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
-    return _Arrays(x_tr, y_tr, x_te, y_te, [str(c) for c in d.target_names], flip=False)
+    arrays = _Arrays(x_tr, y_tr, x_te, y_te, [str(c) for c in d.target_names], flip=False)
+    try:
+        _save_cache(cache, arrays)
+    except OSError:  # no cache folder to write: the next process imports scikit-learn again
+        pass
+    return arrays
 
 
 def _synthetic(cfg: DataConfig) -> _Arrays:
@@ -354,18 +368,26 @@ def _load_cache(cache: Path) -> _Arrays | None:
         return None
 
 
-def _folder_small(cache: Path, train: tuple, val: tuple | None, mode: str,
-                  size: tuple[int, int]) -> _Arrays:
-    paths, y_tr, classes = train
-    arrays = dict(x_train=_decode_all(paths, mode, size), y_train=y_tr, classes=np.array(classes))
-    if val is not None:
-        arrays.update(x_test=_decode_all(val[0], mode, size), y_test=val[1])
+def _save_cache(cache: Path, arrays: _Arrays) -> None:
+    """Write ``arrays`` for :func:`_load_cache`, atomically (a reader never sees half)."""
+    fields = dict(x_train=arrays.x_train, y_train=arrays.y_train, classes=np.array(arrays.classes))
+    if arrays.x_test is not None:
+        fields.update(x_test=arrays.x_test, y_test=arrays.y_test)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **fields)
     os.replace(tmp, cache)
-    return _Arrays(arrays["x_train"], y_tr, arrays.get("x_test"), arrays.get("y_test"), classes)
+
+
+def _folder_small(cache: Path, train: tuple, val: tuple | None, mode: str,
+                  size: tuple[int, int]) -> _Arrays:
+    paths, y_tr, classes = train
+    arrays = _Arrays(_decode_all(paths, mode, size), y_tr, None, None, classes)
+    if val is not None:
+        arrays.x_test, arrays.y_test = _decode_all(val[0], mode, size), val[1]
+    _save_cache(cache, arrays)
+    return arrays
 
 
 class _FolderDataset(torch.utils.data.Dataset):
