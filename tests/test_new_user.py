@@ -1,7 +1,6 @@
 """What a new user meets: the README's headline study on a fresh clone (no ../shared, no
 GPU, no internet), and one clear line, never a traceback, for each thing that can be wrong."""
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,11 +17,6 @@ from nas.study import Override, load_study
 from tests.studyruns import run_here
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def cli(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +41,7 @@ def test_every_parameter_of_the_quickstart_changes_its_network_and_an_inert_one_
 
 
 def test_smoke_test_runs_offline_as_its_own_study(clone, capsys, monkeypatch):
-    proc = cli("nas.run", "studies/skip_connections.yaml", "--smoke-test", cwd=clone)
+    proc = run_here("nas.run", "studies/skip_connections.yaml", "--smoke-test", cwd=clone)
     assert proc.returncode == 0, proc.stderr[-3000:]
     db = clone / "runs" / "skip_connections-smoke" / "optuna.db"  # runs/ at the clone's root
     trials = optuna.load_study(study_name="skip_connections-smoke", storage=f"sqlite:///{db}").get_trials()
