@@ -165,7 +165,6 @@ def report(cfg: StudyConfig, out: Path, checkpoint: str | None = None, images: i
                                     + ("\n## Prefilter\n\n" + funnel + "\n" if funnel else "")
                                     + "\n" + agreement_markdown(study))
     if cfg.promotion:  # the chain of promotion stages, when the study has one
-
         inputs.lineage = lineage_frame(cfg)
         figures.update({name: figure.draw(inputs) for name, figure in FIGURE_KINDS.items() if figure.promotion})
         with open(out / "summary.md", "a") as fh:

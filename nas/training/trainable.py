@@ -156,7 +156,6 @@ def run_trial(config: dict, study: StudyConfig | str, report=None) -> dict:
                         wall_seconds=time.time() - start)
             report(dict(last))
     except Exception as err:  # noqa: BLE001 - every failure is recorded, the study goes on
-
         if isinstance(err, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
         failed = {o.metric: worst(o.direction) for o in study.objectives}
