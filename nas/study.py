@@ -245,6 +245,7 @@ class StudyConfig(_Strict):
     # store every trial's per-image correctness on the validation split each epoch (paired
     # tests between points: racing, calibration); on for scheduler: race
     record_predictions: bool = False
+    trial_figures: bool = True  # each trial's learning curve and firing rates as dashboard PNGs
     runs_dir: str = "runs"  # relative: to the study file (absolute once loaded)
     export: Export = Export()
     prefilter: Prefilter | None = None  # start from the best training-free scores

@@ -4,6 +4,7 @@ back as a table and as JSON; ``nas.report`` draws ``effects.png``."""
 import json
 
 import matplotlib.image
+import optuna
 import pytest
 
 from nas.effects import main as effects
@@ -30,6 +31,11 @@ def test_a_half_fraction_trains_its_8_points_twice_and_prints_the_aliases(factor
     assert points == {json.dumps(p, sort_keys=True) for p in half}  # CT = PT x PC x TC
     assert "fraction 1/2" in out and "PT x PC = TC x CT" in out and "resolution IV" in out
     assert "component effects" in out  # the end table
+    # trial_figures: false: each trial's architecture is an artifact, no figure is drawn
+    study = optuna.load_study(study_name="factorial", storage=url)
+    for t in trials[:2]:
+        names = {m.filename for m in optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)}
+        assert names == {"architecture.yaml"}, names
 
 
 def test_effects_print_a_table_and_json_with_every_main_effect(factorial_run, studies, capsys):

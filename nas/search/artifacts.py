@@ -5,6 +5,9 @@
 * ``firing_rates.png``: its spiking layers' firing rates (full-budget trials);
 * ``architecture.yaml``: the network it trained (``nas.train --arch-config`` takes it).
 
+The two figures take about half a second of the driver's CPU per trial: a study of many
+short trials can go without them (``trial_figures: false``; the architecture stays).
+
 They live in ``<run folder>/artifacts`` (:func:`artifact_dir`). Writing them never stops a
 study: a failure is one warning line.
 """
@@ -50,6 +53,8 @@ def _files(cfg, attrs: dict, title: str, folder: Path) -> list[Path]:
     from ..plotting import fig_firing_rates
 
     out = []
+    if not cfg.trial_figures:
+        attrs = {k: v for k, v in attrs.items() if k not in ("curve", "layer_rates")}
     if attrs.get("curve"):
         _learning_curve(attrs["curve"], cfg.objectives[0].metric, title, folder / ARTIFACT_NAMES[0])
         out.append(folder / ARTIFACT_NAMES[0])
