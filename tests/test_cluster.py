@@ -89,11 +89,12 @@ def _start(study: Path, name: str, pg_url: str, c, results: Path, cwd: Path) -> 
 
 
 def _wait_for(url: str, name: str, ready, timeout: float = 90) -> list:
-    deadline = time.time() + timeout
+    deadline, study = time.time() + timeout, None
     while time.time() < deadline:
         time.sleep(0.5)
         try:
-            trials = load(url, name).get_trials()
+            study = study or load(url, name)  # one storage for every look once the study exists
+            trials = study.get_trials()
         except Exception:  # noqa: BLE001 - the study is not created yet
             continue
         if ready(trials):

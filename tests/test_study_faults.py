@@ -52,11 +52,12 @@ def test_a_race_drops_the_worse_points_and_resumes_after_a_kill(tmp_path, studie
     args = [sys.executable, "-m", "nas.run", str(studies / "race.yaml"), "--storage", url]
     driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline, pruned = time.time() + 240, []
+    deadline, pruned, study = time.time() + 240, [], None
     while time.time() < deadline and driver.poll() is None:
         time.sleep(1)
         try:
-            pruned = [t for t in load(url, "race").get_trials() if t.state == TrialState.PRUNED]
+            study = study or load(url, "race")  # one storage for every look once the study exists
+            pruned = [t for t in study.get_trials() if t.state == TrialState.PRUNED]
         except Exception:  # noqa: BLE001 - the study is not created yet
             continue
         if len(pruned) == 4:
