@@ -46,9 +46,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
-from .racing_stats import SeedTerm, _mean_squares, _variance_of_mean, seed_interaction
+from .racing_stats import SeedTerm, _mean_squares, _variance_of_mean, scipy_stats, seed_interaction
 
 DECISIONS = ("positive", "negative", "negligible", "undecided")
 MAX_LEVELS = 8  # a parameter with more distinct values in a study is not a factor here
@@ -226,8 +225,8 @@ def estimate_effects(correct: Sequence[np.ndarray], found: Sequence[Contrast], m
             p = 1.0 if est == 0 else 0.0
             lo = hi = est
         else:
-            half = float(stats.t.ppf(0.5 + level / 2, df)) * se
-            lo, hi, p = est - half, est + half, float(2 * stats.t.sf(abs(est) / se, df))
+            half = float(scipy_stats().t.ppf(0.5 + level / 2, df)) * se
+            lo, hi, p = est - half, est + half, float(2 * scipy_stats().t.sf(abs(est) / se, df))
         out.append(Effect(c.name, c.kind, est, lo, hi, p, decide(lo, hi, margin), se, df, c.aliases))
     return out
 
@@ -285,9 +284,9 @@ def power(delta: float, comp: Components, seeds: int, images: int, df: float,
     se = float(np.sqrt(comp.variance(seeds, images)))
     if se == 0.0:
         return 1.0
-    crit = float(stats.t.ppf(1 - alpha / 2, df))
+    crit = float(scipy_stats().t.ppf(1 - alpha / 2, df))
     nc = delta / se
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    return float(scipy_stats().nct.sf(crit, df, nc) + scipy_stats().nct.cdf(-crit, df, nc))
 
 
 def seeds_needed(delta: float, comp: Components, images: int, points: int, target: float = 0.8,

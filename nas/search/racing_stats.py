@@ -38,7 +38,15 @@ from dataclasses import dataclass, field
 from typing import Hashable, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
+
+
+def scipy_stats():
+    """``scipy.stats``, imported on first use: a second of import that a study run without
+    a race or a factorial design never pays (every ``nas.run`` imports this module)."""
+    from scipy import stats
+
+    return stats
+
 
 CORRECTIONS = ("range", "holm", "none")
 
@@ -189,8 +197,8 @@ def paired_test(best: np.ndarray, other: np.ndarray, *, level: float = 0.95,
         t = 0.0 if diff == 0 else float(np.copysign(np.inf, diff))
         return TestResult(diff, diff, diff, 1.0 if diff >= 0 else 0.0, 0.0, df, t)
     t = diff / se
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
-    return TestResult(diff, diff - half, diff + half, float(stats.t.cdf(t, df)), se, df, t)
+    half = float(scipy_stats().t.ppf(0.5 + level / 2, df)) * se
+    return TestResult(diff, diff - half, diff + half, float(scipy_stats().t.cdf(t, df)), se, df, t)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -266,8 +274,8 @@ def race_round(correct: Mapping[Hashable, np.ndarray], alpha: float = 0.05,
         k = len(names)
         q = np.array([abs(r.t) * np.sqrt(2) for r in results])
         dfs = np.array([min(r.df, 1e6) for r in results])
-        adj = np.where(np.isinf(q), 0.0, stats.studentized_range.sf(np.minimum(q, 1e6), k, dfs)
-                       if k > 2 else 2 * stats.t.sf(q / np.sqrt(2), dfs))
+        adj = np.where(np.isinf(q), 0.0, scipy_stats().studentized_range.sf(np.minimum(q, 1e6), k, dfs)
+                       if k > 2 else 2 * scipy_stats().t.sf(q / np.sqrt(2), dfs))
     for i, r, p, pa in zip(others, results, raw, adj):
         decisions[names[i]] = PointDecision(bool(pa > alpha), float(acc[i]), r.diff, r.ci_low,
                                             r.ci_high, float(p), float(pa))
@@ -293,7 +301,7 @@ def mean_ci(correct_or_accuracies, level: float = 0.95,
     else:
         ms = _mean_squares(_as_results(x))
         (var, df), mean = _variance_of_mean(ms, seed_term), ms.mean
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * float(np.sqrt(var)) if var > 0 else 0.0
+    half = float(scipy_stats().t.ppf(0.5 + level / 2, df)) * float(np.sqrt(var)) if var > 0 else 0.0
     return mean, max(mean - half, 0.0), min(mean + half, 1.0)
 
 
