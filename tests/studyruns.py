@@ -33,6 +33,28 @@ def run_here(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
 
 
+def run_script(script: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python SCRIPT args`` (a benchmark script) run by this process, its output captured,
+    like :func:`run_here`: for scripts that only read and print (no threads, workers or
+    Ray of their own that would change this process)."""
+    import contextlib
+    import io
+    import runpy
+
+    out, err, argv = io.StringIO(), io.StringIO(), sys.argv
+    sys.argv = [str(script), *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(str(script), run_name="__main__")
+                code = 0
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess([str(script), *args], code, out.getvalue(), err.getvalue())
+
+
 def run_study(studies: Path, name: str, tmp: Path) -> tuple[str, subprocess.CompletedProcess]:
     """``nas.run`` of ``studies/<name>.yaml`` in ``tmp`` (:func:`run_here`) with an SQLite
     storage there; it must succeed. Returns the storage URL and the run."""

@@ -9,6 +9,7 @@ from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/postgres.py
 import postgres  # noqa: E402
+from studyruns import run_here  # noqa: E402
 
 
 
@@ -36,6 +37,5 @@ def test_two_drivers_share_one_study_without_losing_a_trial(pg_url, tmp_path, st
     assert len(trials) == 6
     drivers_seen = {t.system_attrs["nas:driver"] for t in trials}
     assert len(drivers_seen) == 2  # both drivers really ran trials of the one study
-    again = subprocess.run([sys.executable, "-m", "nas.run", str(studies / "two_drivers.yaml"), "--storage", pg_url],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=200)
+    again = run_here("nas.run", str(studies / "two_drivers.yaml"), "--storage", pg_url, cwd=tmp_path)
     assert again.returncode == 0 and "0 to run" in again.stdout

@@ -2,8 +2,6 @@
 ``python -m nas.run``: metrics in the storage, then ``nas.report`` on it."""
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -18,7 +16,7 @@ from nas.analysis.trial_table import pareto_mask
 from nas.report import main
 from nas.search.results import config_label
 from nas.study import Override, load_study
-from tests.studyruns import run_here, run_study
+from tests.studyruns import run_here, run_script, run_study
 
 
 
@@ -158,12 +156,10 @@ def test_recorded_correctness_replays_as_a_race(pareto_run, studies, tmp_path):
         assert by_epoch[2].mean() == pytest.approx(t.user_attrs["curve"][1])  # val_acc, image by image
     script = Path(__file__).parents[1] / "benchmarks" / "ablation_cost.py"
     table = tmp_path / "truth.json"
-    proc = subprocess.run([sys.executable, str(script), "export", str(studies / "pareto.yaml"),
-                           "--storage", url, "--out", str(table)], capture_output=True, text=True)
+    proc = run_script(script, "export", str(studies / "pareto.yaml"), "--storage", url, "--out", str(table))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    proc = subprocess.run([sys.executable, str(script), "replay", str(table), "--rungs", "1,2",
-                           "--reference", "none", "--json", str(tmp_path / "s.json")],
-                          capture_output=True, text=True)
+    proc = run_script(script, "replay", str(table), "--rungs", "1,2", "--reference", "none",
+                      "--json", str(tmp_path / "s.json"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["epochs_full"] == 4 * 2 and summary["epochs_used"] <= 8
