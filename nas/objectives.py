@@ -4,7 +4,7 @@ A metric has a name, a default direction, and says how a trial comes by its valu
 
 * ``cost = False``: the training loop reports it after every epoch (``val_acc``; the
   network's size ``params`` and time steps ``T``), so any scheduler can prune on it;
-* ``cost = True``: counted by :func:`nas.measure.cost.measure` on the trial's fixed batch
+* ``cost = True``: counted by :func:`nas.metrics.measure` on the trial's fixed batch
   of validation images (energy, synaptic operations, firing ...): at the end of every
   trial, and after every epoch when a study optimises one, so that a multi-objective
   scheduler can prune on it too.
