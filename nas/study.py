@@ -463,6 +463,7 @@ def resolve_paths(data: dict, base: Path) -> dict:
 FLAG_FIELDS = {"trials": "trials", "epochs": "fidelity.max_epochs", "data": "data.name",
                "data_root": "data.root", "storage": "storage", "ray_address": "ray_address",
                "concurrency": "concurrency"}
+SEARCH_FLAGS = ("--trials", "--epochs", "--concurrency")  # only the commands that train a search take them
 
 
 class Override(NamedTuple):
@@ -570,7 +571,7 @@ def add_common_flags(ap, search: bool = True) -> None:
     ap.add_argument("--storage", help="storage: an Optuna storage URL "
                                       "(default: sqlite in the study's run folder)")
     ap.add_argument("--ray-address", help="ray_address: 'auto' or host:port of a Ray cluster")
-    if search:
+    if search:  # SEARCH_FLAGS
         ap.add_argument("--trials", type=int, help="trials: the study's total number of trials")
         ap.add_argument("--epochs", type=int, help="fidelity.max_epochs")
         ap.add_argument("--concurrency", type=int, help="concurrency: trials at once")

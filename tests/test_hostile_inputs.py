@@ -95,3 +95,32 @@ def test_the_next_commands_repeat_the_overrides(tmp_path, capsys):
     assert words[:4] == ["python", "-m", "nas.export", path]
     assert words[4:] == ["--storage", args.storage, "--set", "data.subset=32", "--set", "fidelity.max_steps_per_epoch=3"]
     assert [parse_set(words[i + 1]).value for i in (6, 8)] == [32, 3]
+
+
+def test_the_next_commands_take_the_search_flags_as_settings(tmp_path, capsys):
+    """After ``nas.run ... --trials 14 --epochs 2``, the printed nas.export and nas.report
+    lines parse with those commands' own flags (they have no --trials) and name the same
+    study: the same budget and fidelity."""
+    import argparse
+    import shlex
+
+    from hostile import study
+
+    from nas.search.engine import print_next_steps
+    from nas.study import add_common_flags, load_study, load_study_from_args, overrides_from_args
+
+    path = study(tmp_path)
+    run = argparse.ArgumentParser()
+    add_common_flags(run)
+    overrides = overrides_from_args(run.parse_args([path, "--trials", "14", "--epochs", "2"]))
+    cfg = load_study(path, overrides)
+    print_next_steps(cfg, smoke=False, overrides=overrides)
+    lines = capsys.readouterr().out.splitlines()
+    for module in ("nas.export", "nas.report"):
+        words = shlex.split(next(line for line in lines if f" {module} " in line).split("#")[0])
+        reader = argparse.ArgumentParser(exit_on_error=False)
+        add_common_flags(reader, search=False)  # what nas.export and nas.report parse
+        again = load_study_from_args(reader.parse_args(words[3:]))
+        assert (again.trials, again.fidelity.max_epochs) == (14, 2), words
+    rerun = next(line for line in lines if " nas.run " in line)
+    assert "--trials 14 --epochs 2 --fresh" in rerun

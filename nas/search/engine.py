@@ -29,7 +29,7 @@ from search_spaces import SpaceError
 from search_spaces.design import fractional_design
 
 from ..cache import cache_dir, remove_if_owner_gone
-from ..study import Override, StudyConfig, StudyError, output_folder
+from ..study import SEARCH_FLAGS, Override, StudyConfig, StudyError, output_folder
 from ..training.data import DataError, load_data
 from ..training.trainable import remove_orphan_trial_dirs, run_trial
 from . import prefilter
@@ -356,10 +356,14 @@ def fixed_design(cfg: StudyConfig, space):
 
 def _command(module: str, cfg: StudyConfig, smoke: bool, overrides: list[Override]) -> str:
     """The command line of ``module`` on this study, with the overrides this run used (so
-    that it names the same study when pasted), quoted for a POSIX shell."""
+    that it names the same study when pasted), quoted for a POSIX shell. A command that
+    reads a study has no search flags (``--trials``, ``--epochs``, ``--concurrency``): it
+    gets them as ``--set FIELD=VALUE``."""
     words = ["python", "-m", module, str(cfg.source)] + (["--smoke-test"] if smoke else [])
     for o in overrides:
         flag, _, value = o.flag.partition(" ")
+        if module != "nas.run" and flag in SEARCH_FLAGS:
+            flag, value = "--set", f"{o.field}={o.value}"
         words += [flag, value]
     return " ".join(shlex.quote(w) for w in words)
 
