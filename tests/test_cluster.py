@@ -68,17 +68,28 @@ def cluster():
     from ray.cluster_utils import Cluster
 
     tmp = tempfile.mkdtemp(prefix="nas-rc-", dir="/tmp")
+    # Ray writes the cluster's address file to $RAY_TMPDIR/ray (default /tmp/ray, which a
+    # clean machine does not have): here, into the folder this fixture removes
+    (Path(tmp) / "ray").mkdir()
+    saved = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = tmp
     small = {"num_cpus": 1, "object_store_memory": 80 * 2**20}
-    c = Cluster(initialize_head=True, head_node_args={
-        **small, "resources": {"head_node": 1}, "include_dashboard": False, "temp_dir": tmp,
-        "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3}})
-    c.worker = c.add_node(**small, resources={"worker_node": 1})
-    c.wait_for_nodes()
-    yield c
-    c.shutdown()
-    import shutil
+    try:
+        c = Cluster(initialize_head=True, head_node_args={
+            **small, "resources": {"head_node": 1}, "include_dashboard": False, "temp_dir": tmp,
+            "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3}})
+        c.worker = c.add_node(**small, resources={"worker_node": 1})
+        c.wait_for_nodes()
+        yield c
+        c.shutdown()
+    finally:
+        if saved is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = saved
+        import shutil
 
-    shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _start(study: Path, name: str, pg_url: str, c, results: Path, cwd: Path) -> subprocess.Popen:
