@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from .registry import Registry
+
 Direction = Literal["maximize", "minimize"]
 
 
@@ -32,14 +34,8 @@ class Metric:
         return float(result[self.name])
 
 
-METRIC_KINDS: dict[str, Metric] = {}
-
-
-def register_metric(cls: type[Metric]) -> type[Metric]:
-    if cls.name in METRIC_KINDS:
-        raise ValueError(f"metric {cls.name!r} is registered twice")
-    METRIC_KINDS[cls.name] = cls()
-    return cls
+METRIC_KINDS: Registry = Registry("metric")  # name -> Metric
+register_metric = METRIC_KINDS.register
 
 
 @register_metric

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 import optuna
 
+from .registry import Registry
+
 
 class SamplerKind(ABC):
     name: ClassVar[str]
@@ -25,14 +27,8 @@ class SamplerKind(ABC):
         """The Optuna sampler; ``options`` (only where ``takes_options``) go to its constructor."""
 
 
-SAMPLER_KINDS: dict[str, SamplerKind] = {}
-
-
-def register_sampler(cls: type[SamplerKind]) -> type[SamplerKind]:
-    if cls.name in SAMPLER_KINDS:
-        raise ValueError(f"sampler {cls.name!r} is registered twice")
-    SAMPLER_KINDS[cls.name] = cls()
-    return cls
+SAMPLER_KINDS: Registry = Registry("sampler")  # name -> SamplerKind
+register_sampler = SAMPLER_KINDS.register
 
 
 class _OptunaSampler(SamplerKind):

@@ -21,6 +21,7 @@ from blocks.tokens import AxialToken
 
 from ..plotting import fig_firing_rates, pyplot, save_figure
 from ..promotion.lineage import SEARCH
+from ..registry import Registry
 from ..study import StudyConfig
 from .trial_table import METRIC_LABELS, configurations, drawn_value, pareto_mask
 
@@ -68,14 +69,8 @@ class Figure(ABC):
         """The paths written (``inputs.out/<name>.png`` and ``.pdf``), or why not."""
 
 
-FIGURE_KINDS: dict[str, Figure] = {}
-
-
-def register_figure(cls: type[Figure]) -> type[Figure]:
-    if cls.name in FIGURE_KINDS:
-        raise ValueError(f"figure {cls.name!r} is registered twice")
-    FIGURE_KINDS[cls.name] = cls()
-    return cls
+FIGURE_KINDS: Registry = Registry("figure")  # name -> Figure, drawn in this order
+register_figure = FIGURE_KINDS.register
 
 
 @register_figure

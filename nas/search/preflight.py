@@ -34,6 +34,8 @@ from blocks.errors import NasError
 from blocks.neurons import BACKENDS, LIF, PLIF, aot
 from blocks.neurons.backends import BackendFallbackWarning, resolve, why_not
 
+from ..registry import Registry
+
 
 class CheckFailed(NasError):
     """A check failed; the message is one line."""
@@ -57,14 +59,8 @@ class Check(ABC):
         """One line on what was found; raises :class:`CheckFailed` with one line."""
 
 
-CHECKS: dict[str, Check] = {}
-
-
-def register_check(cls: type[Check]) -> type[Check]:
-    if cls.name in CHECKS:
-        raise ValueError(f"check {cls.name!r} is registered twice")
-    CHECKS[cls.name] = cls()
-    return cls
+CHECKS: Registry = Registry("check")  # name -> Check, run in this order
+register_check = CHECKS.register
 
 
 def run_checks(machine: Machine, show: Callable[[str, str | None, str], None]) -> list[tuple[str, str]]:

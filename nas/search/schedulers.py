@@ -26,6 +26,7 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 
+from ..registry import Registry
 from ..study import StudyConfig
 from ..trial_record import point_key, unpack_correct
 from .effects_stats import (
@@ -58,12 +59,8 @@ class SchedulerKind(ABC):
         """Printed after the ranking at the end of a run (nothing by default)."""
 
 
-SCHEDULER_KINDS: dict[str, SchedulerKind] = {}
-
-
-def register_scheduler(cls: type[SchedulerKind]) -> type[SchedulerKind]:
-    SCHEDULER_KINDS[cls.name] = cls()
-    return cls
+SCHEDULER_KINDS: Registry = Registry("scheduler")  # name -> SchedulerKind
+register_scheduler = SCHEDULER_KINDS.register
 
 
 def _metric_mode(cfg: StudyConfig) -> tuple[str, str]:
