@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(1)  # one thread per test worker: two workers share two cores
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # and so do the commands and scripts they start
 
 # never the user's real cache (nas/cache.py): one of this test session, removed at exit
 _CACHE = tempfile.mkdtemp(prefix="spiking-mlp-nas-test-cache-")
