@@ -14,6 +14,7 @@ import sys
 import time
 from datetime import datetime
 
+from .search.results import trial_counts
 from .search.storage import live_drivers, make_storage, open_study_storage
 from .study import StudyError, load_study, run_command
 
@@ -29,8 +30,6 @@ def _storage(args):
 
 def describe(study) -> dict:
     """One study's line: name, trials by state, best, last activity, live drivers."""
-    from .search.results import trial_counts
-
     trials = study.get_trials(deepcopy=False)
     times = [t for t in (x.datetime_complete or x.datetime_start for x in trials) if t]
     best = [t for t in trials if t.state.name == "COMPLETE"]

@@ -31,7 +31,8 @@ from search_spaces.design import fractional_design
 from ..cache import cache_dir, remove_if_owner_gone
 from ..study import SEARCH_FLAGS, Override, StudyConfig, StudyError, output_folder
 from ..training.data import DataError, load_data
-from ..training.trainable import remove_orphan_trial_dirs, run_trial
+from ..training.trainable import remove_orphan_trial_dirs
+from ..training.trial import train_trial
 from . import prefilter
 from .artifacts import artifact_dir
 from .cluster import check_results_storage, ray_storage_path, remove_ray_results, warn_if_not_shared
@@ -390,7 +391,7 @@ def _search(cfg: StudyConfig, space, storage, budget: int, done: int, remaining:
     searcher = StudySearcher(cfg, space, storage, budget=budget)
     race = cfg.scheduler == "race"  # every trial of the race is live at once, most paused
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, study=cfg.model_dump_json()),
+        tune.with_parameters(train_trial, study=cfg.model_dump_json()),
         {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu})
     tuner = tune.Tuner(
         trainable,
