@@ -66,9 +66,12 @@ RAY_FILES = {"test_study_engine.py", "test_study_faults.py", "test_new_user.py",
 
 
 # started in a process of its own, so that this one is a driver like any other (a study
-# with its own ray_address still goes there); it stops its Ray when its stdin closes
+# with its own ray_address still goes there); it stops its Ray when its stdin closes.
+# One CPU: two test workers share two cores, and a study then runs its trials one at a time
+# on one reused trial worker (with a CPU free, Ray Tune starts a second worker for the next
+# trial, about 5 s of imports, that mostly loses the race to the first one's reuse).
 _HOLD_RAY = ("import sys\nfrom nas.search.engine import start_local_ray, stop_local_ray\n"
-             "print(start_local_ray(), flush=True)\nsys.stdin.read()\nstop_local_ray()\n")
+             "print(start_local_ray(cpus=1), flush=True)\nsys.stdin.read()\nstop_local_ray()\n")
 
 
 @pytest.fixture(scope="session")

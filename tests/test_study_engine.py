@@ -171,8 +171,11 @@ def test_promote_records_a_linked_study_and_resumes(asha_run, studies):
     assert bad.returncode == 2 and "promotion.nope: no such stage; allowed: longer, ddp" in bad.stderr
 
 
-def test_promote_data_parallel_with_ray_train(asha_run, studies):
+def test_promote_data_parallel_with_ray_train(asha_run, studies, monkeypatch):
     tmp, url, _, _ = asha_run
+    from nas.search.engine import JOIN_LOCAL_RAY
+
+    monkeypatch.delenv(JOIN_LOCAL_RAY)  # a local Ray of its own: two workers need two CPUs
     proc = run_here("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "ddp", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert load(url, "asha-ddp").metric_names == ["val_acc"]  # the dashboard's label

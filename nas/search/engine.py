@@ -139,10 +139,10 @@ def _ray_env() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
-def start_local_ray() -> str:
-    """Start a local Ray (all this machine's CPUs) with our settings; its session folder is
-    marked as this process's. Returns its address, which other processes can join
-    (:data:`JOIN_LOCAL_RAY`)."""
+def start_local_ray(cpus: int | None = None) -> str:
+    """Start a local Ray (``cpus`` CPUs; default: all this machine's) with our settings; its
+    session folder is marked as this process's. Returns its address, which other processes
+    can join (:data:`JOIN_LOCAL_RAY`)."""
     _ray_env()
     os.environ.setdefault("RAY_TMPDIR", "/tmp/ray")
     # Ray's memory monitor kills a worker with an error that Ray Tune (2.60) does not
@@ -151,7 +151,7 @@ def start_local_ray() -> str:
     # recorded as FAIL like any dead worker, and the study goes on.
     os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
     remove_dead_sessions(Path(os.environ["RAY_TMPDIR"]))
-    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False)
     mark_session(_session_dir())
     return ray.get_runtime_context().gcs_address
 
