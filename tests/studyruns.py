@@ -41,8 +41,9 @@ def run_script(script: Path, *args: str) -> subprocess.CompletedProcess:
     import io
     import runpy
 
-    out, err, argv = io.StringIO(), io.StringIO(), sys.argv
+    out, err, argv, path = io.StringIO(), io.StringIO(), sys.argv, list(sys.path)
     sys.argv = [str(script), *args]
+    sys.path.insert(0, str(Path(script).parent))  # as `python SCRIPT`: its folder's modules
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -51,7 +52,7 @@ def run_script(script: Path, *args: str) -> subprocess.CompletedProcess:
             except SystemExit as stop:
                 code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     finally:
-        sys.argv = argv
+        sys.argv, sys.path[:] = argv, path
     return subprocess.CompletedProcess([str(script), *args], code, out.getvalue(), err.getvalue())
 
 

@@ -6,10 +6,21 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))  # tests/studyruns.py
+from studyruns import run_script  # noqa: E402
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def _run(script: str, *args: str) -> str:
+    """The script run by this process (tests/studyruns.py: run_script), its output."""
+    proc = run_script(BENCH / script, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _run_process(script: str, *args: str) -> str:
+    """The script in a process of its own: for one that starts worker processes."""
     proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -43,6 +54,6 @@ def test_training_tables(script, args):
 
 
 def test_data_pipeline_table():
-    out = _run("data_pipeline.py", "--images", "16", "--workers", "1", "--batch-size", "8")
+    out = _run_process("data_pipeline.py", "--images", "16", "--workers", "1", "--batch-size", "8")
     rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
     assert set(rows) == {"cpu", "batched-cpu"} and all(float(r[3]) > 0 for r in rows.values()), out

@@ -20,8 +20,8 @@ CHECKS = Path(__file__).with_name("triton_interpreted.py")
 def test_kernels_in_triton_interpreter():
     pytest.importorskip("triton")
     env = dict(os.environ, TRITON_INTERPRET="1")
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(CHECKS)],
-                         env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", str(CHECKS)],
+                         env=env, capture_output=True, text=True, timeout=600)  # -n 0: no workers of its own
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     passed = re.search(r"(\d+) passed", res.stdout)
     assert passed and int(passed.group(1)) >= 40, res.stdout[-500:]  # every case ran
