@@ -175,7 +175,7 @@ def test_promote_data_parallel_with_ray_train(asha_run, studies, monkeypatch):
     tmp, url, _, _ = asha_run
     from nas.search.engine import JOIN_LOCAL_RAY
 
-    monkeypatch.delenv(JOIN_LOCAL_RAY)  # a local Ray of its own: two workers need two CPUs
+    monkeypatch.delenv(JOIN_LOCAL_RAY, raising=False)  # a local Ray of its own: two workers, two CPUs
     proc = run_here("nas.promote", str(studies / "asha.yaml"), "--storage", url, "--stage", "ddp", cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert load(url, "asha-ddp").metric_names == ["val_acc"]  # the dashboard's label
