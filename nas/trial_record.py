@@ -26,6 +26,9 @@ CORRECT_KEY = "nas:val_correct:"  # + epoch: a trial system attr, one per epoch
 DUPLICATE_OF = "duplicate_of"  # a proposal of a point the study had, never trained
 INTERRUPTED = "interrupted"  # a trial whose driver was stopped; its point was queued again
 FIXED_PARAMS = "fixed_params"  # system attr of a queued trial: the point it will train
+# a scheduler's reason for stopping a trial, stored before Ray Tune stops it (the race's
+# round, the effects race's answer, MO-ASHA's rung): the trial was dropped, not interrupted
+DROP_REASONS = ("race_rung", "race_answered", "pruned_at_rung")
 
 
 def point_key(point: Mapping[str, Any]) -> str:
@@ -38,6 +41,11 @@ def point_key(point: Mapping[str, Any]) -> str:
 def trial_point(t) -> dict:
     """A trial's point: its parameters, or, while it waits in the queue, the fixed ones."""
     return t.params or t.system_attrs.get(FIXED_PARAMS, {})
+
+
+def was_dropped(t) -> bool:
+    """A scheduler decided to stop the trial (its reason is stored), whatever its state."""
+    return any(k in t.user_attrs for k in DROP_REASONS)
 
 
 def is_proposal_only(t) -> bool:

@@ -64,6 +64,28 @@ def test_trials_of_a_dead_driver_are_stale_and_requeued(tmp_path):
     assert waiting[0].system_attrs["fixed_params"] == trials[dead.number].params
 
 
+def test_a_trial_its_scheduler_dropped_stays_dropped_when_its_driver_died(tmp_path):
+    """kill -9 of the driver between the race's decision (stored on the trial) and Optuna's
+    PRUNED: the resumed run records the decision, it does not train the point again."""
+    import socket
+
+    study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path / 'o.db'}"))
+    for vth in (1000.0, 1.0):
+        study.enqueue_trial({"VTH": vth})
+    dropped, running = study.ask(), study.ask()
+    for t in (dropped, running):
+        vth = t.suggest_categorical("VTH", [1.0, 1000.0])
+        t.report(0.1 if vth > 1 else 0.4, step=2)
+        study._storage.set_trial_system_attr(t._trial_id, "nas:driver", f"{socket.gethostname()}:{_dead_pid()}")
+    dropped.set_user_attr("race_rung", 2)
+    assert recover_interrupted(study, stale_after=60) == 1  # the other one only
+    trials = study.get_trials()
+    assert trials[dropped.number].state == TrialState.PRUNED and trials[dropped.number].value == 0.1
+    assert trials[running.number].state == TrialState.FAIL and trials[running.number].user_attrs["interrupted"]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [{"VTH": 1.0}]
+
+
 def test_grid_points_are_queued_once(tmp_path):
     study = optuna.create_study(storage=make_storage(f"sqlite:///{tmp_path / 'o.db'}"))
     points = [{"PT": a} for a in (True, False)]

@@ -35,6 +35,7 @@ from ..trial_record import (
     INTERRUPTED,
     point_key,
     trial_point,
+    was_dropped,
 )
 from .artifacts import store_trial_artifacts
 from .results import config_label
@@ -245,11 +246,17 @@ class StudySearcher(OptunaSearch):
 
 def recover_interrupted(study: optuna.Study, stale_after: float = STALE_AFTER_S) -> int:
     """Trials left RUNNING by a driver that died: mark them FAIL (``interrupted``) and
-    queue their points again, so that none is lost and none counts twice."""
+    queue their points again, so that none is lost and none counts twice. One that its
+    scheduler had already dropped (:func:`~nas.trial_record.was_dropped`: the driver died
+    between the decision and telling Optuna) becomes PRUNED, as it would have: a race's
+    dropped point stays dropped. Returns the number queued again."""
     n = 0
     registered = drivers(study._storage, study._study_id)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not is_stale(t, stale_after, registered=registered):
+            continue
+        if was_dropped(t):
+            study.tell(t.number, state=TrialState.PRUNED)
             continue
         study._storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
         study._storage.set_trial_user_attr(t._trial_id, "error", "interrupted: its driver stopped")
