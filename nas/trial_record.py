@@ -26,9 +26,12 @@ CORRECT_KEY = "nas:val_correct:"  # + epoch: a trial system attr, one per epoch
 DUPLICATE_OF = "duplicate_of"  # a proposal of a point the study had, never trained
 INTERRUPTED = "interrupted"  # a trial whose driver was stopped; its point was queued again
 FIXED_PARAMS = "fixed_params"  # system attr of a queued trial: the point it will train
-# a scheduler's reason for stopping a trial, stored before Ray Tune stops it (the race's
-# round, the effects race's answer, MO-ASHA's rung): the trial was dropped, not interrupted
-DROP_REASONS = ("race_rung", "race_answered", "pruned_at_rung")
+# a scheduler's reason for stopping a trial, stored before Ray Tune stops it: the trial was
+# dropped, not interrupted (nas/search/schedulers.py)
+RACE_RUNG = "race_rung"  # the race's round that dropped it (with race_p_value, race_lost_to ...)
+RACE_ANSWERED = "race_answered"  # the effects race's answer, which stopped every trial
+PRUNED_AT_RUNG = "pruned_at_rung"  # MO-ASHA's rung (with rung_rank, rung_trials, rung_keeps)
+DROP_REASONS = (RACE_RUNG, RACE_ANSWERED, PRUNED_AT_RUNG)
 
 
 def point_key(point: Mapping[str, Any]) -> str:

@@ -21,7 +21,7 @@ from blocks.errors import NasError
 from ..search.effects_stats import (Components, Effect, components, contrasts, estimate_effects,
                                     factor_levels, power, seeds_needed, space_factors)
 from ..search.racing_stats import seed_interaction
-from ..trial_record import correct_by_epoch, is_proposal_only, point_key, trial_point
+from ..trial_record import RACE_ANSWERED, correct_by_epoch, is_proposal_only, point_key, trial_point
 from ..study import StudyConfig
 
 HOW_TO_READ = (
@@ -167,7 +167,7 @@ def print_effects(r: StudyEffects, title: str) -> None:
 def answered_line(study) -> str | None:
     """Why a race with ``answer: effects`` stopped, if it did."""
     for t in study.get_trials(deepcopy=False):
-        got = t.user_attrs.get("race_answered")
+        got = t.user_attrs.get(RACE_ANSWERED)
         if got:
             decided = ", ".join(f"{k} {v}" for k, v in got["main_effects"].items())
             return (f"the race stopped after epoch {got['rung']}: every main effect is decided "

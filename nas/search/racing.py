@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..trial_record import correct_by_epoch, is_proposal_only, point_key
+from ..trial_record import RACE_RUNG, correct_by_epoch, is_proposal_only, point_key
 from .racing_stats import (
     diff_ci,
     mean_ci,
@@ -120,7 +120,7 @@ def race_rows(study, cfg) -> tuple[list[dict], int, int]:
         acc, diff = intervals(mine, theirs, epoch) if mine is not None else (None, None)
         rows.append({"point": config_label(json.loads(point), order), "n": len(ts), "epochs": epoch,
                      "acc": acc, "diff": diff,
-                     "dropped": ts[0].user_attrs.get("race_rung"), "p": ts[0].user_attrs.get("race_p_value"),
+                     "dropped": ts[0].user_attrs.get(RACE_RUNG), "p": ts[0].user_attrs.get("race_p_value"),
                      "lost_to": config_label(ts[0].user_attrs.get("race_lost_to") or {}, order)})
     rows.sort(key=lambda r: (-(r["epochs"]), -(r["acc"][0] if r["acc"] else 0)))
     full = len(by_point) * cfg.repeats * cfg.fidelity.max_epochs

@@ -28,7 +28,7 @@ from ray.tune.schedulers import (
 
 from ..registry import Registry
 from ..study import StudyConfig
-from ..trial_record import point_key, unpack_correct
+from ..trial_record import PRUNED_AT_RUNG, RACE_ANSWERED, RACE_RUNG, point_key, unpack_correct
 from .effects_stats import (
     all_mains_decided,
     contrasts,
@@ -200,7 +200,7 @@ class MultiObjectiveASHA(FIFOScheduler):
                 ids = list(seen)
                 order = list(pareto_order(np.stack(list(seen.values()))))
                 self.on_drop(trial.config.get("optuna_trial"), {
-                    "pruned_at_rung": rung, "rung_rank": order.index(ids.index(trial.trial_id)) + 1,
+                    PRUNED_AT_RUNG: rung, "rung_rank": order.index(ids.index(trial.trial_id)) + 1,
                     "rung_trials": len(ids), "rung_keeps": math.ceil(len(ids) / self.rf)})
                 return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
@@ -276,7 +276,7 @@ class RaceScheduler(FIFOScheduler):
         if self.answered is not None:
             decisions = self.answered(correct, rung) if correct else None
             if decisions is not None:  # the answer is known: every trial stops here
-                attrs = {"race_answered": {"rung": rung, "main_effects": decisions}}
+                attrs = {RACE_ANSWERED: {"rung": rung, "main_effects": decisions}}
                 for ts in by_point.values():
                     for t in ts:
                         self.on_drop(t.config.get("optuna_trial"), attrs)
@@ -286,7 +286,7 @@ class RaceScheduler(FIFOScheduler):
             result = race_round(correct, self.alpha, self.correction)
             for p in result.dropped:
                 d = result.points[p]
-                attrs = {"race_rung": rung, "race_round": self.round, "race_p_value": d.p_adjusted,
+                attrs = {RACE_RUNG: rung, "race_round": self.round, "race_p_value": d.p_adjusted,
                          "race_lost_to": json.loads(result.best), "race_diff": d.diff,
                          "race_diff_ci": [d.ci_low, d.ci_high]}
                 for t in by_point[p]:
